@@ -1,0 +1,267 @@
+"""The ``localsearch`` command line: a renderer of the pipeline's event stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import LocalsearchError
+from .plugins import load_plugins, pm
+
+__all__ = ["cli"]
+
+
+class _Group(click.Group):
+    """Turns a LocalsearchError into a one-line reason and exit code 1 (traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LocalsearchError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="localsearch")
+@click.option("--debug", is_flag=True, help="Show tracebacks and plugin errors in full.")
+@click.pass_context
+def cli(ctx, debug):
+    """localsearch: a private, local AI answer engine for the web.
+
+    Ask a question; pages are searched, read and indexed on this machine, and a local model
+    writes an answer that cites its sources.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug or bool(os.environ.get("LOCALSEARCH_DEBUG"))
+
+
+def _pipeline(**overrides):
+    from .pipeline import Pipeline
+
+    return Pipeline(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _retrieval_options(function):
+    options = [
+        click.option("--engine", "engines", multiple=True, help="Search engine to use (repeatable)."),
+        click.option("--searxng-url", help="SearXNG instance to search (implies --engine searxng)."),
+        click.option("--max-pages", type=click.IntRange(1, 50), help="Search results to fetch and read."),
+        click.option("--top-k", type=click.IntRange(1, 100), help="Passages the answer is built from."),
+        click.option("--offline", is_flag=True, default=None, help="Answer from the local index only."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _overrides(engines, searxng_url, max_pages, top_k, offline, **extra):
+    if searxng_url and not engines:
+        engines = ("searxng", "local")
+    return {"engines": list(engines) or None, "searxng_url": searxng_url, "max_pages": max_pages,
+            "top_k": top_k, "offline": offline, **extra}
+
+
+def _progress(event, show):
+    """One line per finished stage and per page that could not be read."""
+    if not show:
+        return
+    data = event.data
+    if event.type == "stage_end":
+        detail = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("stage", "seconds")
+                           and isinstance(v, (int, float)))
+        click.secho(f"  {data['stage']:<9} {data['seconds']:6.2f}s  {detail}", fg="bright_black", err=True)
+    elif event.type == "page" and data["status"] not in ("ok", "cached"):
+        click.secho(f"  ! {data['url']}: {data['status']} {data.get('reason', '')}".rstrip(), fg="yellow", err=True)
+    elif event.type == "error" and not data.get("fatal"):
+        click.secho(f"  ! {data['message']}", fg="yellow", err=True)
+
+
+def _print_answer(answer):
+    for citation in answer["citations"]:
+        mark = click.style("✓", fg="green") if citation["supported"] else click.style("✗ unsupported", fg="red")
+        quote = citation["quote"] if len(citation["quote"]) < 160 else citation["quote"][:157] + "..."
+        click.echo(f"  [{citation['n']}] {mark} “{quote}”")
+    for sentence in answer["unsupported"]:
+        click.echo(click.style("  ✗ no source supports: ", fg="red") + sentence)
+
+
+def _print_sources(sources):
+    click.echo("\nSources:")
+    for source in sources:
+        status = "" if source["status"] in ("ok", "cached") else click.style(f"  ({source['status']}: {source.get('reason', '')})", fg="yellow")
+        click.echo(f"  [{source['n']}] {source['title'] or source['url']}\n      {source['url']}{status}")
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@_retrieval_options
+@click.option("--model", "model_path", help="GGUF model file that writes the answer.")
+@click.option("--no-llm", is_flag=True, help="Extractive answer only: the best source sentences, cited.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet):
+    """Answer QUESTION from the web, with numbered citations."""
+    from .pipeline import fold_events
+
+    question = " ".join(question).strip()
+    if not question:
+        raise click.UsageError("the question is empty")
+    if model_path and not Path(model_path).expanduser().is_file():
+        raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
+    pipeline = _pipeline(**_overrides(engines, searxng_url, max_pages, top_k, offline,
+                                      model=model_path, llm=False if no_llm else None))
+    show = not quiet and not as_json
+    events, streamed = [], False
+    for event in pipeline.ask(question):
+        events.append(event)
+        _progress(event, show)
+        if as_json:
+            continue
+        if event.type == "extractive_answer" and pipeline.config.llm:
+            click.secho("\nFrom the sources:", bold=True)
+            click.echo(event.data["answer"]["text"])
+        elif event.type == "answer_delta":
+            if not streamed:
+                click.secho("\nAnswer:", bold=True)
+                streamed = True
+            click.echo(event.data["text"], nl=False)
+        elif event.type == "answer":
+            answer = event.data["answer"]
+            if streamed:
+                click.echo()
+                if answer["model"]:
+                    click.secho("\nChecked:", bold=True)
+                    click.echo(answer["text"])
+            elif not pipeline.config.llm or answer["extractive"]:
+                click.secho("\nAnswer:", bold=True)
+                click.echo(answer["text"] or "(nothing in the sources answers this)")
+            _print_answer(answer)
+            _print_sources(answer["sources"])
+    result = fold_events(events)
+    result["question"] = question
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if "fatal" in result:
+        if not as_json:
+            click.echo(f"Error: {result['fatal']}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@_retrieval_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def search(query, engines, searxng_url, max_pages, top_k, offline, as_json):
+    """Find passages for QUERY (retrieval only, no language model)."""
+    query = " ".join(query).strip()
+    pipeline = _pipeline(**_overrides(engines, searxng_url, max_pages, top_k, offline))
+    sources, passages, fatal = [], [], None
+    for event in pipeline.ask(query, generate=False):
+        _progress(event, not as_json)
+        if event.type == "sources":
+            sources, passages = event.data["sources"], event.data["passages"]
+        elif event.type == "error" and event.data.get("fatal"):
+            fatal = event.data["message"]
+    if fatal:
+        raise LocalsearchError(fatal)
+    number = {s["url"]: s["n"] for s in sources}
+    if as_json:
+        click.echo(json.dumps({"query": query, "passages": [{**p, "n": number[p["url"]]} for p in passages],
+                               "sources": sources}, indent=2, ensure_ascii=False))
+        return
+    for passage in passages:
+        click.secho(f"\n[{number[passage['url']]}] {passage['score']:.3f}  {passage['title']}", bold=True)
+        click.echo(passage["text"])
+    _print_sources(sources)
+
+
+def _as_url(target: str) -> list[str]:
+    """URLs as they are; local files and folders of .html files as file:// URLs."""
+    if "://" in target:
+        return [target]
+    path = Path(target).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".html", ".htm"))
+        if not files:
+            raise LocalsearchError(f"no .html files in {target}")
+        return [p.resolve().as_uri() for p in files]
+    if path.is_file():
+        return [path.resolve().as_uri()]
+    raise LocalsearchError(f"{target} is neither a URL (with http:// or https://) nor an existing file")
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--refresh", is_flag=True, help="Fetch again even if the cached copy is fresh.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def index(targets, refresh, as_json):
+    """Fetch and index URLs, HTML files or folders of them, for later questions."""
+    urls = [url for target in targets for url in _as_url(target)]
+    pipeline = _pipeline()
+    pages, failed = {}, 0
+    for event in pipeline.index(urls, refresh=refresh):
+        if event.type == "error" and event.data.get("fatal"):
+            raise LocalsearchError(event.data["message"])
+        if event.type == "done":
+            pages = event.data["pages"]
+    for url in urls:
+        status = pages.get(url, {"status": "error", "reason": "not processed"})
+        failed += status["status"] not in ("ok", "cached")
+        if not as_json:
+            reason = f" ({status['reason']})" if status.get("reason") else ""
+            click.echo(f"{status['status']:<10} {url}{reason}")
+    if as_json:
+        click.echo(json.dumps({"pages": pages, "passages": pipeline.store.count()}, indent=2))
+    else:
+        click.echo(f"{len(urls) - failed} of {len(urls)} pages indexed; {pipeline.store.count()} passages in the index")
+    if failed == len(urls):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json):
+    """List installed plugins and the hooks they implement."""
+    from .plugins import describe_plugins
+
+    described = describe_plugins()
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for plugin in described:
+        package = f" ({plugin['package']} {plugin['version']})" if plugin.get("package") else ""
+        click.echo(f"{plugin['name']}{package}")
+        if plugin.get("error"):
+            click.secho(f"    failed to load: {plugin['error']}", fg="red")
+        for hook in plugin["hooks"]:
+            click.echo(f"    {hook}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config(as_json):
+    """Show where the config file is and every effective setting."""
+    from .config import Config, config_path
+
+    described = Config.load().describe()
+    if as_json:
+        click.echo(json.dumps({"path": str(config_path()), "settings": described}, indent=2))
+        return
+    path = config_path()
+    click.echo(f"config file: {path}{'' if path.exists() else ' (not created yet)'}")
+    click.echo("override any setting with LOCALSEARCH_<NAME> or in that file as `name = value`\n")
+    for setting in described:
+        origin = "" if setting["origin"] == "default" else f"   [{setting['origin']}]"
+        click.echo(f"{setting['name']} = {json.dumps(setting['value'])}{origin}")
+        click.secho(f"    {setting['help']}", fg="bright_black")
+
+
+load_plugins()
+pm.hook.register_commands(cli=cli)

@@ -1,0 +1,186 @@
+"""Settings: defaults, then the TOML config file, then ``LOCALSEARCH_*`` environment variables,
+then command-line flags; later sources win.
+
+The core declares its own settings here; plugins add theirs through ``register_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Config", "Setting", "config_path", "default_data_dir"]
+
+APP_NAME = "localsearch"
+
+
+@dataclass
+class Setting:
+    name: str
+    default: Any
+    help: str
+    owner: str = "core"
+
+
+def config_path() -> Path:
+    """Where the config file lives: ``LOCALSEARCH_CONFIG`` or the user's config directory."""
+    if os.environ.get("LOCALSEARCH_CONFIG"):
+        return Path(os.environ["LOCALSEARCH_CONFIG"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_data_dir() -> str:
+    import platformdirs
+
+    return platformdirs.user_data_dir(APP_NAME)
+
+
+CORE_SETTINGS = [
+    Setting("engines", ["duckduckgo", "local"], "search engines to ask, by name"),
+    Setting("offline", False, "answer from the local index only: no search, no fetch"),
+    Setting("max_pages", 5, "how many search results to fetch and read"),
+    Setting("top_k", 6, "how many passages the answer is built from"),
+    Setting("results_per_engine", 8, "results asked of each search engine"),
+    Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
+    Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
+    Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
+    Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
+    Setting("max_tokens", 256, "most tokens the language model may write"),
+    Setting("temperature", 0.2, "sampling temperature of the language model"),
+    Setting("prompt_chars", 2400, "most characters of source text put into the prompt"),
+    Setting("support_threshold", 0.5, "similarity below which a cited sentence is flagged unsupported"),
+]
+
+
+def _parse(name: str, raw: Any, default: Any, origin: str) -> Any:
+    """Coerce ``raw`` to the type of ``default``; strings (from env and flags) are parsed."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in {"1", "true", "yes", "on"}:
+                return True
+            if isinstance(raw, str) and raw.strip().lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError("expected a whole number")
+            return int(raw)
+        if isinstance(default, float):
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            return float(raw)
+        if isinstance(default, list):
+            if isinstance(raw, str):
+                return [item.strip() for item in raw.split(",") if item.strip()]
+            if isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+                return list(raw)
+            raise ValueError("expected a list of strings")
+        if isinstance(default, str):
+            if not isinstance(raw, str):
+                raise ValueError("expected a string")
+            return raw
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"setting {name!r} from {origin}: {raw!r} is not valid ({error})") from None
+    return raw
+
+
+class Config:
+    """Effective settings. Read them as attributes (``config.top_k``) or ``config["top_k"]``."""
+
+    def __init__(self, settings: list[Setting], values: dict[str, Any], origins: dict[str, str]):
+        object.__setattr__(self, "_settings", {s.name: s for s in settings})
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_origins", origins)
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None, *, path: Path | None = None,
+             environ: dict[str, str] | None = None) -> "Config":
+        """Build the configuration from every source; ``overrides`` are command-line flags."""
+        from .plugins import load_plugins, pm
+
+        load_plugins()
+        settings = list(CORE_SETTINGS)
+
+        def register(name: str, default: Any, help: str = "") -> None:
+            if any(s.name == name for s in settings):
+                raise ConfigError(f"setting {name!r} is declared twice by plugins")
+            settings.append(Setting(name, default, help, owner="plugin"))
+
+        pm.hook.register_settings(register=register)
+        by_name = {s.name: s for s in settings}
+        values = {s.name: s.default for s in settings}
+        origins = {s.name: "default" for s in settings}
+
+        path = path or config_path()
+        if path.exists():
+            try:
+                from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+                raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+            for name, raw in from_file.items():
+                if name not in by_name:
+                    raise ConfigError(f"config file {path}: unknown setting {name!r} "
+                                      f"(see `localsearch config` for the known ones)")
+                values[name] = _parse(name, raw, by_name[name].default, str(path))
+                origins[name] = str(path)
+
+        environ = os.environ if environ is None else environ
+        for setting in settings:
+            key = "LOCALSEARCH_" + setting.name.upper()
+            if key in environ:
+                values[setting.name] = _parse(setting.name, environ[key], setting.default, key)
+                origins[setting.name] = key
+
+        for name, raw in (overrides or {}).items():
+            if raw is None:
+                continue
+            if name not in by_name:
+                raise ConfigError(f"unknown setting {name!r}")
+            values[name] = _parse(name, raw, by_name[name].default, "command line")
+            origins[name] = "command line"
+
+        if not values["data_dir"]:
+            values["data_dir"] = default_data_dir()
+        return cls(settings, values, origins)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is read-only; use replace()")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some values changed (validated like flags)."""
+        values, origins = dict(self._values), dict(self._origins)
+        for name, raw in changes.items():
+            if name not in self._settings:
+                raise ConfigError(f"unknown setting {name!r}")
+            values[name] = _parse(name, raw, self._settings[name].default, "code")
+            origins[name] = "code"
+        return Config(list(self._settings.values()), values, origins)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every setting with its value, where the value came from, and what it does."""
+        return [
+            {"name": s.name, "value": self._values[s.name], "origin": self._origins[s.name],
+             "default": s.default, "help": s.help, "owner": s.owner}
+            for s in self._settings.values()
+        ]

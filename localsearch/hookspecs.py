@@ -1,0 +1,139 @@
+"""Every hook a localsearch plugin can implement.
+
+Each docstring states how the hook is called:
+- *firstresult*: implementations are tried in turn (last registered first, ``tryfirst`` /
+  ``trylast`` adjust that) until one returns something other than ``None``; ``None`` means
+  "not mine". The built-in plugins are ``trylast``, so any other plugin wins.
+- *all*: every implementation is called; results are collected in a list.
+
+Hooks are always called with keyword arguments, so an implementation may accept only the
+arguments it needs, and specs can grow without breaking plugins.
+"""
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("localsearch")
+hookimpl = HookimplMarker("localsearch")
+
+__all__ = ["hookspec", "hookimpl"]
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the ``localsearch`` command group.
+
+    Called once when the CLI starts, all implementations. ``cli`` is the click group.
+    """
+
+
+@hookspec
+def register_settings(register):
+    """Declare settings this plugin reads from the config file, environment and flags.
+
+    Called once when the configuration is built, all implementations. Call
+    ``register(name, default, help)`` per setting; the default's type (str, int, float, bool,
+    list of str) is the type values are parsed to. Names are global, so prefix them with the
+    plugin's name when they are not obviously its own.
+    """
+
+
+@hookspec
+def register_search_engines(register):
+    """Offer search engines.
+
+    Called once per pipeline, all implementations. Call ``register(engine)`` per engine: an
+    object with a ``name`` (str, what ``--engine`` selects) and
+    ``search(query, limit, pipeline) -> list[SearchResult]``. The pipeline runs the selected
+    engines concurrently, each under the ``search_timeout`` setting; an engine that raises or
+    times out is reported in the search results and the others still answer.
+    """
+
+
+@hookspec(firstresult=True)
+def plan_queries(question, conversation, config):
+    """Turn a question (and earlier turns) into the search queries to run.
+
+    firstresult. Return a list of query strings; ``None`` leaves it to the next
+    implementation. With no implementation the question itself is the one query.
+    ``conversation`` is a list of ``{"question", "answer"}`` dicts, oldest first.
+    """
+
+
+@hookspec(firstresult=True)
+def fetch_page(url, config):
+    """Fetch one URL.
+
+    firstresult. Return a ``Page`` (status ``ok`` with decoded HTML, or a failure status with
+    a reason), an awaitable resolving to one, or ``None`` if this plugin does not handle the
+    URL. Called concurrently for the pages of a question (``fetch_concurrency`` at a time),
+    each call in a worker thread, so a blocking implementation is fine. Must not raise for
+    anything a web page can do: report it in the Page's status.
+    """
+
+
+@hookspec(firstresult=True)
+def extract_document(page, config):
+    """Turn a fetched ``Page`` into a ``Document`` (main text, title, date, URL).
+
+    firstresult. ``None`` means this plugin cannot extract this page; if no implementation
+    can, the page is skipped and reported with status ``no content``.
+    """
+
+
+@hookspec(firstresult=True)
+def chunk_document(document, config):
+    """Split a ``Document`` into ``Passage`` objects.
+
+    firstresult. Every passage must satisfy ``document.text[p.start:p.end] == p.text`` so a
+    citation can point at the exact span.
+    """
+
+
+@hookspec(firstresult=True)
+def embedder(config):
+    """Return the text embedder to use.
+
+    firstresult, called once per pipeline. The object has ``name`` (str; vectors of different
+    embedders are stored apart) and ``embed(texts, kind) -> list[list[float]]`` where ``kind``
+    is ``"passage"`` or ``"query"``; vectors should be L2-normalised.
+    """
+
+
+@hookspec(firstresult=True)
+def vector_store(config, embedder_name):
+    """Return the vector store and page cache to use.
+
+    firstresult, called once per pipeline. See ``localsearch.store.Store`` for the methods
+    the object must have.
+    """
+
+
+@hookspec(firstresult=True)
+def chat_model(config):
+    """Return the language model that writes answers, or ``None`` for none.
+
+    firstresult, called once per pipeline, when the LLM is wanted. The object has ``name`` and
+    ``stream(messages, max_tokens, temperature) -> iterator of str`` (text deltas of a chat
+    completion). If no implementation returns a model, or the model fails, the extractive
+    answer is the answer.
+    """
+
+
+@hookspec(firstresult=True)
+def build_prompt(question, sources, passages, conversation, config):
+    """Build the chat messages for the language model.
+
+    firstresult. ``sources`` are the numbered ``Source`` objects, ``passages`` the selected
+    ``Passage`` objects (best first). Return a list of ``{"role", "content"}`` dicts, or
+    ``None`` for the built-in prompt.
+    """
+
+
+@hookspec
+def process_answer(answer, passages, config):
+    """Post-process a finished ``Answer`` in place (e.g. flag claims, add citations).
+
+    Called once per answer, all implementations, after the built-in citation check. A
+    citation whose URL is not one of the answer's sources is dropped afterwards whatever a
+    plugin does, so no plugin can put an unfetched URL into an answer.
+    """

@@ -1,0 +1,499 @@
+"""The question pipeline: plan, search, fetch, extract, chunk, embed, store, answer, verify.
+
+``Pipeline.ask`` yields a stream of ``Event`` objects; every front end (CLI, ``--json``, the
+native-messaging host) only renders that stream. Each stage is a hook, so plugins do the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .citations import extractive_answer, ground_answer
+from .config import Config
+from .errors import Cancelled, LocalsearchError, PluginError
+from .plugins import load_plugins, pm
+from .prompt import default_messages
+from .text import dot, normalize_url, split_sentences
+from .types import Answer, Document, Event, FetchStatus, Page, Passage, SearchResult, Source
+
+__all__ = ["Pipeline", "Retrieval", "fold_events", "RRF_K"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+RRF_K = 60  # reciprocal rank fusion constant, as in Cormack et al.
+STAGES = ("plan", "search", "fetch", "extract", "index", "retrieve", "answer", "verify")
+
+
+@dataclass
+class Retrieval:
+    """What retrieval found for a question: numbered sources and scored candidate sentences."""
+
+    sources: list[Source] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+    passages: list[Passage] = field(default_factory=list)
+    candidates: list[Passage] = field(default_factory=list)
+    candidate_vectors: list[list[float]] = field(default_factory=list)
+    candidate_scores: list[float] = field(default_factory=list)
+    prompt_passages: list[Passage] = field(default_factory=list)
+
+
+class _Run:
+    """Per-question bookkeeping: stage timings and the cancel flag."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self.cancel = cancel
+        self.timings: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+
+    def start(self, stage: str) -> Event:
+        self.check()
+        self._started[stage] = time.perf_counter()
+        return Event("stage_start", {"stage": stage})
+
+    def end(self, stage: str, **detail) -> Event:
+        seconds = time.perf_counter() - self._started[stage]
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + seconds, 4)
+        return Event("stage_end", {"stage": stage, "seconds": round(seconds, 4), **detail})
+
+
+class Pipeline:
+    """One configured pipeline; keeps its embedder, store and model loaded between questions."""
+
+    def __init__(self, config: Config | None = None, **overrides):
+        load_plugins()
+        self.config = config or Config.load(overrides)
+        self._embedder = None
+        self._store = None
+        self._chat_model = None
+        self._chat_model_error: str | None = None
+        self._engines = None
+
+    # -- components, created on first use ------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = pm.hook.embedder(config=self.config)
+            if self._embedder is None:
+                raise PluginError("no plugin provides an embedder (is localsearch installed with its built-in plugins?)")
+        return self._embedder
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = pm.hook.vector_store(config=self.config, embedder_name=self.embedder.name)
+            if self._store is None:
+                raise PluginError("no plugin provides a vector store")
+        return self._store
+
+    def chat_model(self):
+        """The answer-writing model, or None (with the reason kept in ``chat_model_error``)."""
+        if self._chat_model is None and self._chat_model_error is None:
+            try:
+                self._chat_model = pm.hook.chat_model(config=self.config)
+                if self._chat_model is None:
+                    self._chat_model_error = "no language model plugin is installed"
+            except LocalsearchError as error:
+                self._chat_model_error = str(error)
+            except Exception as error:  # a model that fails to load must not sink the question
+                self._chat_model_error = f"the language model failed to load: {error}"
+        return self._chat_model
+
+    @property
+    def chat_model_error(self) -> str | None:
+        return self._chat_model_error
+
+    @property
+    def engines(self) -> dict:
+        if self._engines is None:
+            engines: dict = {}
+
+            def register(engine) -> None:
+                if engine.name in engines:
+                    raise PluginError(f"two plugins register a search engine named {engine.name!r}")
+                engines[engine.name] = engine
+
+            pm.hook.register_search_engines(register=register)
+            self._engines = engines
+        return self._engines
+
+    def embed(self, texts: list[str], kind: str = "passage") -> list[list[float]]:
+        if not texts:
+            return []
+        return self.embedder.embed(texts, kind)
+
+    # -- the question --------------------------------------------------------------------
+    def ask(self, question: str, *, conversation: list[dict] | None = None,
+            page: Page | None = None, cancel: threading.Event | None = None,
+            generate: bool = True) -> Iterator[Event]:
+        """Answer ``question``: yields events, ending with ``answer`` and ``done`` (or a fatal
+        ``error``). ``generate=False`` stops after retrieval (``localsearch search``)."""
+        run = _Run(cancel)
+        try:
+            retrieval = yield from self._retrieve(question, conversation, page, run)
+            if generate:
+                yield from self._answer(question, conversation, retrieval, run)
+            yield Event("done", {"timings": run.timings})
+        except LocalsearchError as error:
+            kind = "cancelled" if isinstance(error, Cancelled) else type(error).__name__
+            yield Event("error", {"message": str(error), "fatal": True, "kind": kind,
+                                  "timings": run.timings})
+
+    def _retrieve(self, question, conversation, page, run) -> Iterator[Event]:
+        question = (question or "").strip()
+        if not question:
+            raise LocalsearchError("the question is empty")
+        config = self.config
+
+        yield run.start("plan")
+        queries = pm.hook.plan_queries(question=question, conversation=conversation or [], config=config)
+        queries = [q for q in (queries or [question]) if isinstance(q, str) and q.strip()] or [question]
+        yield run.end("plan", queries=queries)
+
+        yield run.start("search")
+        engine_names = ["local"] if config.offline else list(config.engines)
+        results, engine_report = self.search(queries, engine_names)
+        for name, report in engine_report.items():
+            if report["status"] != "ok":
+                yield Event("error", {"message": f"search engine {name}: {report['error']}",
+                                      "fatal": False, "stage": "search"})
+        yield Event("search_results", {"results": [r.to_dict() for r in results],
+                                       "engines": engine_report})
+        yield run.end("search", results=len(results))
+
+        urls = [r.url for r in results][: config.max_pages]
+        titles = {r.url: r.title for r in results}
+        if page is not None:
+            urls = [page.url] + [u for u in urls if normalize_url(u) != normalize_url(page.url)]
+        if not urls:
+            raise LocalsearchError("no search results for this question"
+                                   + (" in the local index" if config.offline else ""))
+
+        documents, statuses = yield from self._documents(urls, run, page)
+        sources = [Source(n=i + 1, url=url, title=(documents[url].title if url in documents else "")
+                          or titles.get(url, ""), status=statuses[url][0], reason=statuses[url][1])
+                   for i, url in enumerate(urls)]
+        retrieval = Retrieval(sources=sources, documents=documents)
+        if not documents:
+            raise LocalsearchError("none of the pages found could be read: "
+                                   + "; ".join(f"{s.url} ({s.status})" for s in sources))
+
+        yield run.start("retrieve")
+        self._select(question, retrieval)
+        yield run.end("retrieve", passages=len(retrieval.passages), sentences=len(retrieval.prompt_passages))
+        yield Event("sources", {"sources": [s.to_dict() for s in sources],
+                                "passages": [p.to_dict() for p in retrieval.passages]})
+        return retrieval
+
+    def search(self, queries: list[str], engine_names: list[str]) -> tuple[list[SearchResult], dict]:
+        """Run the engines concurrently, each under ``search_timeout``; merge with reciprocal
+        rank fusion. A failing engine is reported in the second value, never raised."""
+        config = self.config
+        report: dict[str, dict] = {}
+        jobs = []
+        for name in engine_names:
+            if name not in self.engines:
+                known = ", ".join(sorted(self.engines)) or "none"
+                report[name] = {"status": "error", "error": f"no such engine (known: {known})", "count": 0}
+                continue
+            for query in queries:
+                jobs.append((name, query))
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(jobs)))
+        started = time.perf_counter()
+        futures = {pool.submit(self._run_engine, name, query): (name, query) for name, query in jobs}
+        ranked: list[tuple[str, list[SearchResult]]] = []
+        done, not_done = concurrent.futures.wait(futures, timeout=config.search_timeout)
+        for future, (name, query) in futures.items():
+            entry = report.setdefault(name, {"status": "ok", "error": "", "count": 0})
+            entry["seconds"] = round(time.perf_counter() - started, 3)
+            if future in not_done:
+                entry.update(status="timeout", error=f"no answer within {config.search_timeout:g} s")
+                continue
+            try:
+                hits = future.result()
+            except LocalsearchError as error:
+                entry.update(status="error", error=str(error))
+                continue
+            except Exception as error:  # one broken engine must not sink the question
+                entry.update(status="error", error=f"{type(error).__name__}: {error}")
+                continue
+            entry["count"] += len(hits)
+            ranked.append((name, hits))
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung engine thread is abandoned, not awaited
+        return _fuse(ranked), report
+
+    def _run_engine(self, name: str, query: str) -> list[SearchResult]:
+        hits = self.engines[name].search(query, self.config.results_per_engine, self)
+        if not isinstance(hits, list) or not all(isinstance(h, SearchResult) for h in hits):
+            raise PluginError(f"engine {name} returned {type(hits).__name__}, not a list of SearchResult")
+        for rank, hit in enumerate(hits, 1):
+            hit.engine = hit.engine or name
+            hit.rank = hit.rank or rank
+        return hits
+
+    # -- fetch, extract, index -----------------------------------------------------------
+    def index(self, urls: list[str], *, refresh: bool = False,
+              cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Fetch, extract and index ``urls``; yields ``page`` events and stage timings."""
+        run = _Run(cancel)
+        try:
+            _, statuses = yield from self._documents(urls, run, None, refresh=refresh)
+            yield Event("done", {"timings": run.timings,
+                                 "pages": {u: {"status": s, "reason": r} for u, (s, r) in statuses.items()}})
+        except LocalsearchError as error:
+            yield Event("error", {"message": str(error), "fatal": True, "timings": run.timings})
+
+    def _documents(self, urls, run, page, refresh=False):
+        """Documents for ``urls``: from the page cache when fresh, else fetched, extracted and
+        indexed. Returns ({url: Document}, {url: (status, reason)})."""
+        config, now = self.config, time.time()
+        documents: dict[str, Document] = {}
+        statuses: dict[str, tuple[str, str]] = {}
+        to_fetch = []
+        for url in urls:
+            if page is not None and url == page.url:
+                continue
+            cached = None if refresh else self.store.get_document(url)
+            fresh = cached is not None and (config.offline or now - cached.fetched_at < config.freshness_hours * 3600)
+            if fresh:
+                documents[url] = cached
+                statuses[url] = (FetchStatus.CACHED, "")
+                yield Event("page", {"url": url, "status": FetchStatus.CACHED, "title": cached.title})
+            elif config.offline:
+                statuses[url] = (FetchStatus.ERROR, "not in the local index (offline)")
+                yield Event("page", {"url": url, "status": FetchStatus.ERROR, "reason": statuses[url][1]})
+            else:
+                to_fetch.append(url)
+
+        yield run.start("fetch")
+        pages = self._fetch_all(to_fetch, run) if to_fetch else []
+        if page is not None:
+            pages.insert(0, page)
+        for fetched in pages:
+            if not fetched.ok:
+                statuses[fetched.url] = (fetched.status, fetched.reason)
+                yield Event("page", {"url": fetched.url, "status": fetched.status, "reason": fetched.reason,
+                                     "seconds": fetched.seconds})
+        yield run.end("fetch", pages=len(to_fetch))
+
+        yield run.start("extract")
+        extracted = []
+        for fetched in pages:
+            if not fetched.ok:
+                continue
+            run.check()
+            document, reason = self._extract(fetched)
+            if document is None:
+                statuses[fetched.url] = (FetchStatus.NO_CONTENT, reason)
+                yield Event("page", {"url": fetched.url, "status": FetchStatus.NO_CONTENT, "reason": reason})
+                continue
+            document.url = fetched.url  # the URL asked for stays the key, whatever redirects said
+            document.fetched_at = now
+            document.content_hash = hashlib.sha256(document.text.encode("utf-8")).hexdigest()
+            extracted.append(document)
+        yield run.end("extract", documents=len(extracted))
+
+        yield run.start("index")
+        new = []
+        for document in extracted:
+            cached = self.store.get_document(document.url)
+            if cached is not None and cached.content_hash == document.content_hash:
+                self.store.touch(document.url, now)  # same text: no need to embed it again
+            else:
+                new.append(document)
+            documents[document.url] = document
+            statuses[document.url] = (FetchStatus.OK, "")
+            yield Event("page", {"url": document.url, "status": FetchStatus.OK, "title": document.title,
+                                 "chars": len(document.text)})
+        if new:
+            self._index_documents(new, run)
+        yield run.end("index", documents=len(new))
+        return documents, statuses
+
+    def _fetch_all(self, urls: list[str], run: _Run) -> list[Page]:
+        limit = asyncio.Semaphore(max(1, int(self.config.get("fetch_concurrency", 8))))
+
+        async def one(url: str) -> Page:
+            async with limit:
+                started = time.perf_counter()
+                try:
+                    run.check()
+                    result = await asyncio.to_thread(pm.hook.fetch_page, url=url, config=self.config)
+                    if inspect.isawaitable(result):
+                        result = await result
+                except Cancelled:
+                    raise
+                except Exception as error:  # a fetcher bug is this URL's problem only
+                    result = Page(url=url, status=FetchStatus.ERROR, reason=f"fetcher failed: {error}")
+                if result is None:
+                    result = Page(url=url, status=FetchStatus.NO_FETCHER, reason="no plugin fetches this URL")
+                result.url = url
+                result.seconds = result.seconds or round(time.perf_counter() - started, 4)
+                return result
+
+        async def everything() -> list[Page]:
+            return list(await asyncio.gather(*(one(url) for url in urls)))
+
+        return asyncio.run(everything())
+
+    def _extract(self, page: Page) -> tuple[Document | None, str]:
+        try:
+            document = pm.hook.extract_document(page=page, config=self.config)
+        except Exception as error:  # a page that breaks the extractor is skipped, not fatal
+            return None, f"extractor failed: {type(error).__name__}: {error}"
+        if document is None or not document.text.strip():
+            return None, "no main text found on the page"
+        return document, ""
+
+    def _index_documents(self, documents: list[Document], run: _Run) -> None:
+        chunked = []
+        for document in documents:
+            passages = pm.hook.chunk_document(document=document, config=self.config)
+            if passages is None:
+                raise PluginError("no plugin chunks documents")
+            for passage in passages:
+                if document.text[passage.start:passage.end] != passage.text:
+                    raise PluginError(f"chunker produced a passage whose offsets do not match the text of {document.url}")
+                passage.title = passage.title or document.title
+            chunked.append((document, passages))
+        run.check()
+        # One embedding call for every new passage: batching is where the embedder is fast.
+        vectors = self.embed([p.text for _, passages in chunked for p in passages], "passage")
+        offset = 0
+        for document, passages in chunked:
+            self.store.add_document(document, passages, vectors[offset: offset + len(passages)])
+            offset += len(passages)
+
+    # -- retrieval and answer ------------------------------------------------------------
+    def _select(self, question: str, retrieval: Retrieval) -> None:
+        """Nearest passages of this question's documents, then their best sentences."""
+        config = self.config
+        query_vector = self.embed([question], "query")[0]
+        urls = list(retrieval.documents)
+        retrieval.passages = self.store.query(query_vector, config.top_k, urls=urls)
+        candidates: list[Passage] = []
+        for passage in retrieval.passages:
+            for start, end in split_sentences(passage.text, passage.start):
+                text = passage.text[start - passage.start: end - passage.start]
+                if len(text.split()) >= 3:
+                    candidates.append(Passage(url=passage.url, text=text, start=start, end=end,
+                                              title=passage.title, score=passage.score))
+        vectors = self.embed([c.text for c in candidates], "passage")
+        # A sentence scores by its own similarity, helped by the passage it stands in.
+        scores = [0.75 * dot(query_vector, v) + 0.25 * c.score for c, v in zip(candidates, vectors)]
+        for candidate, score in zip(candidates, scores):
+            candidate.score = round(score, 4)
+        retrieval.candidates, retrieval.candidate_vectors, retrieval.candidate_scores = candidates, vectors, scores
+        budget, chosen = config.prompt_chars, []
+        for i in sorted(range(len(candidates)), key=lambda j: -scores[j]):
+            if len(candidates[i].text) + 1 > budget:
+                continue
+            budget -= len(candidates[i].text) + 1
+            chosen.append(candidates[i])
+        retrieval.prompt_passages = chosen
+
+    def _answer(self, question, conversation, retrieval: Retrieval, run: _Run) -> Iterator[Event]:
+        config = self.config
+        sources = retrieval.sources
+        if not retrieval.candidates:
+            answer = Answer(question=question, sources=sources)
+            yield Event("error", {"message": "the pages read have no passage to answer from", "fatal": False})
+            yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings})
+            return
+        extractive = extractive_answer(question, sources, retrieval.candidates, retrieval.candidate_scores)
+        yield Event("extractive_answer", {"answer": extractive.to_dict()})
+
+        answer = extractive
+        model = self.chat_model() if config.llm else None
+        if config.llm and model is None:
+            yield Event("error", {"message": f"no LLM answer: {self.chat_model_error}", "fatal": False,
+                                  "stage": "answer"})
+        if model is not None:
+            yield run.start("answer")
+            messages = pm.hook.build_prompt(question=question, sources=sources,
+                                            passages=retrieval.prompt_passages,
+                                            conversation=conversation or [], config=config)
+            messages = messages or default_messages(question, sources, retrieval.prompt_passages, conversation)
+            text, first_token = "", None
+            try:
+                for delta in model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature):
+                    run.check()
+                    if first_token is None:
+                        first_token = time.perf_counter()
+                    text += delta
+                    yield Event("answer_delta", {"text": delta})
+            except Cancelled:
+                raise
+            except Exception as error:  # the extractive answer stands in for a failed model
+                yield Event("error", {"message": f"the language model failed: {error}", "fatal": False,
+                                      "stage": "answer"})
+                text = ""
+            yield run.end("answer", chars=len(text))
+            if text.strip():
+                yield run.start("verify")
+                answer = ground_answer(question, text, sources, retrieval.candidates,
+                                       retrieval.candidate_vectors, lambda t: self.embed(t, "passage"),
+                                       config.support_threshold)
+                answer.model = model.name
+                yield run.end("verify", citations=len(answer.citations))
+        pm.hook.process_answer(answer=answer, passages=retrieval.prompt_passages, config=config)
+        allowed = {s.url for s in sources}
+        answer.citations = [c for c in answer.citations if c.url in allowed]
+        yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings})
+
+
+def _fuse(ranked: list[tuple[str, list[SearchResult]]]) -> list[SearchResult]:
+    """Reciprocal rank fusion of several ranked lists, de-duplicated by normalised URL."""
+    merged: dict[str, SearchResult] = {}
+    scores: dict[str, float] = {}
+    for _, hits in ranked:
+        for rank, hit in enumerate(hits, 1):
+            if not hit.url or not hit.url.strip():
+                continue
+            key = normalize_url(hit.url)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
+            if key not in merged:
+                merged[key] = SearchResult(url=hit.url, title=hit.title, snippet=hit.snippet,
+                                           engine=hit.engine, rank=hit.rank)
+            elif hit.engine not in merged[key].engine.split(","):
+                merged[key].engine += "," + hit.engine
+    order = sorted(merged, key=lambda k: -scores[k])
+    fused = []
+    for rank, key in enumerate(order, 1):
+        hit = merged[key]
+        hit.rank, hit.score = rank, round(scores[key], 6)
+        fused.append(hit)
+    return fused
+
+
+def fold_events(events) -> dict:
+    """Fold an ``ask`` event stream into the one JSON document of ``--json``."""
+    result = {"question": None, "answer": "", "citations": [], "sources": [], "unsupported": [],
+              "timings": {}, "model": None, "extractive": True, "errors": []}
+    for event in events:
+        if event.type == "extractive_answer" or event.type == "answer":
+            answer = event.data["answer"]
+            result.update(question=answer["question"], answer=answer["text"], citations=answer["citations"],
+                          sources=answer["sources"], unsupported=answer["unsupported"],
+                          model=answer["model"], extractive=answer["extractive"])
+        elif event.type == "sources":
+            result["sources"] = event.data["sources"]
+        elif event.type == "error":
+            result["errors"].append(event.data["message"])
+            if event.data.get("fatal"):
+                result["fatal"] = event.data["message"]
+        if "timings" in event.data:
+            result["timings"] = dict(event.data["timings"])
+    return result

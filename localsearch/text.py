@@ -1,0 +1,58 @@
+"""Plain-text helpers shared by the chunker, the extractive answer and the citation check."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = ["split_sentences", "normalize_url", "dot", "CITATION_RE"]
+
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
+# and an upper-case letter, digit or opening quote; or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z0-9À-Ý])|\n+")
+# Abbreviations that end in a dot but rarely end a sentence.
+_ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "prof", "no", "fig",
+                  "jr", "sr", "inc", "ltd", "co", "approx", "ca", "cf", "mt"}
+CITATION_RE = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of ``text``, shifted by ``start``, blanks trimmed."""
+    spans, begin = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start()
+        before = text[begin:end].rstrip()
+        last_word = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.split() else ""
+        if match.group().strip() == "" and "\n" not in match.group() and (
+            last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha())
+        ):
+            continue  # "Dr. Smith", "J. R. Tolkien": not a sentence end
+        spans.append((begin, match.end()))
+        begin = match.end()
+    spans.append((begin, len(text)))
+    trimmed = []
+    for s, e in spans:
+        piece = text[s:e]
+        left = len(piece) - len(piece.lstrip())
+        right = len(piece.rstrip())
+        if right > left:
+            trimmed.append((start + s + left, start + s + right))
+    return trimmed
+
+
+_TRACKING = re.compile(r"^(utm_|fbclid$|gclid$|mc_eid$|ref$)")
+
+
+def normalize_url(url: str) -> str:
+    """A URL's identity for de-duplication: no fragment, no tracking parameters, no
+    trailing slash, lower-case scheme and host."""
+    parts = urlsplit(url.strip())
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not _TRACKING.match(k)])
+    path = parts.path.rstrip("/") if parts.path not in ("", "/") else ""
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+
+
+def dot(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two L2-normalised vectors."""
+    return float(sum(x * y for x, y in zip(a, b)))

@@ -1,0 +1,153 @@
+"""Small data types passed between the pipeline stages and to front ends.
+
+Everything here is a plain dataclass with ``to_dict()`` so it can cross the CLI's ``--json``
+output and the native-messaging channel unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "SearchResult",
+    "Page",
+    "Document",
+    "Passage",
+    "Source",
+    "Citation",
+    "Answer",
+    "Event",
+    "FetchStatus",
+]
+
+
+class _Dict:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class FetchStatus:
+    """The per-URL statuses a fetch or extract can end in (strings, so JSON stays plain)."""
+
+    OK = "ok"
+    CACHED = "cached"
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too large"
+    NOT_HTML = "not HTML"
+    HTTP_ERROR = "HTTP error"
+    REDIRECT_LOOP = "redirect loop"
+    ERROR = "error"
+    NO_CONTENT = "no content"
+    NO_FETCHER = "no fetcher"
+
+
+@dataclass
+class SearchResult(_Dict):
+    """One hit from a search engine."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+    engine: str = ""
+    rank: int = 0
+    score: float = 0.0
+
+
+@dataclass
+class Page(_Dict):
+    """What a fetcher got for a URL: decoded HTML on success, a status and reason otherwise."""
+
+    url: str
+    status: str
+    final_url: str = ""
+    html: str = ""
+    content_type: str = ""
+    http_status: int | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == FetchStatus.OK
+
+
+@dataclass
+class Document(_Dict):
+    """Extracted main text of a page, with the metadata a citation shows."""
+
+    url: str
+    text: str
+    title: str = ""
+    date: str | None = None
+    fetched_at: float = 0.0
+    content_hash: str = ""
+
+
+@dataclass
+class Passage(_Dict):
+    """A span of a document: ``text == document.text[start:end]``."""
+
+    url: str
+    text: str
+    start: int
+    end: int
+    title: str = ""
+    score: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.url}#{self.start}-{self.end}"
+
+
+@dataclass
+class Source(_Dict):
+    """A numbered source of one answer: a URL we fetched (or had cached) for this question."""
+
+    n: int
+    url: str
+    title: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class Citation(_Dict):
+    """An answer sentence tied to the source passage that is meant to support it."""
+
+    n: int
+    url: str
+    title: str
+    quote: str
+    supported: bool
+    sentence: str = ""
+    score: float = 0.0
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class Answer(_Dict):
+    """The final answer: text with [n] markers, its citations and the numbered sources."""
+
+    question: str
+    text: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    model: str | None = None
+    extractive: bool = False
+
+
+@dataclass
+class Event(_Dict):
+    """One step of a question's progress, as the pipeline streams it to a front end.
+
+    ``type`` is one of: ``stage_start``, ``stage_end`` (data: stage, seconds, detail),
+    ``search_results``, ``page`` (one URL's fetch/extract status), ``extractive_answer``,
+    ``answer_delta`` (data: text), ``answer`` (the final Answer), ``error``, ``done``.
+    """
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,35 @@
+"""Search engine: DuckDuckGo (and friends) through the ``ddgs`` package."""
+
+from __future__ import annotations
+
+from localsearch import hookimpl
+from localsearch.errors import SearchEngineError
+from localsearch.types import SearchResult
+
+
+class DuckDuckGoEngine:
+    name = "duckduckgo"
+
+    def search(self, query, limit, pipeline):
+        try:
+            from ddgs import DDGS
+        except ImportError:
+            raise SearchEngineError("the ddgs package is not installed (pip install 'localsearch[search]')") from None
+        try:
+            rows = DDGS(timeout=int(pipeline.config.search_timeout)).text(
+                query, max_results=limit, backend=pipeline.config.ddgs_backend)
+        except Exception as error:  # ddgs raises its own types for rate limits and network errors
+            raise SearchEngineError(f"DuckDuckGo search failed: {error}") from None
+        return [SearchResult(url=row["href"], title=row.get("title", ""), snippet=row.get("body", ""),
+                             engine=self.name)
+                for row in rows or [] if str(row.get("href", "")).startswith(("http://", "https://"))]
+
+
+@hookimpl(trylast=True)
+def register_settings(register):
+    register("ddgs_backend", "duckduckgo", "ddgs backend(s): duckduckgo, bing, brave, auto ...")
+
+
+@hookimpl(trylast=True)
+def register_search_engines(register):
+    register(DuckDuckGoEngine())

