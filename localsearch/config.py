@@ -55,6 +55,7 @@ CORE_SETTINGS = [
     Setting("max_tokens", 256, "most tokens the language model may write"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),
     Setting("prompt_chars", 2400, "most characters of source text put into the prompt"),
+    Setting("min_words", 20, "pages whose main text has fewer words are skipped as 'no content'"),
     Setting("support_threshold", 0.5, "similarity below which a cited sentence is flagged unsupported"),
 ]
 

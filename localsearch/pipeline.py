@@ -355,6 +355,8 @@ class Pipeline:
             return None, f"extractor failed: {type(error).__name__}: {error}"
         if document is None or not document.text.strip():
             return None, "no main text found on the page"
+        if len(document.text.split()) < self.config.min_words:  # menus and cookie notes are not content
+            return None, f"main text has fewer than {self.config.min_words} words"
         return document, ""
 
     def _index_documents(self, documents: list[Document], run: _Run) -> None:

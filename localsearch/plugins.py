@@ -58,6 +58,7 @@ def load_plugins() -> None:
 
 def describe_plugins() -> list[dict]:
     """Every registered plugin with the hooks it implements (what ``localsearch plugins`` shows)."""
+    load_plugins()
     described = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         if plugin is None:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install localsearch and everything it needs into ./.venv on Debian/Ubuntu with Python 3.11.
+# Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: venv support, and a compiler for llama-cpp-python (PyPI ships it as source).
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v cmake >/dev/null || need+=(cmake)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+python=$(command -v python3.11 || command -v python3)
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and pinned: left to itself, sentence-transformers pulls a CUDA build of several GB.
+# Set TORCH_SPEC (and PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel index) to choose another build.
+.venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/python -m pip install -q -e ".[all,test]"
+echo "localsearch is installed: .venv/bin/localsearch --help"

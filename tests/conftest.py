@@ -1,0 +1,54 @@
+"""Shared fixtures: an offline test web on 127.0.0.1 and a private data/config directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so `import testweb` works from any test
+
+from testweb import TestWeb  # noqa: E402
+
+# Models load from installed packages only; a test must never reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def web():
+    with TestWeb() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh data directory and config file for one test, through the environment a user has."""
+    monkeypatch.setenv("LOCALSEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCALSEARCH_CONFIG", str(tmp_path / "config.toml"))
+    for key in list(os.environ):
+        if key.startswith("LOCALSEARCH_") and key not in ("LOCALSEARCH_DATA_DIR", "LOCALSEARCH_CONFIG"):
+            monkeypatch.delenv(key)
+    return tmp_path
+
+
+@pytest.fixture
+def make_pipeline(home, web):
+    """Build a Pipeline against the test web with settings a test picks."""
+    from localsearch.pipeline import Pipeline
+
+    def make(**overrides):
+        settings = {"engines": ["searxng"], "searxng_url": web.url, "llm": False,
+                    "search_timeout": 5.0, "fetch_timeout": 3.0}
+        settings.update(overrides)
+        return Pipeline(**settings)
+
+    return make

@@ -1,0 +1,149 @@
+"""The core without models: config, text helpers, plugin registration, engine isolation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from localsearch import hookimpl
+from localsearch.config import Config
+from localsearch.errors import ConfigError
+from localsearch.pipeline import Pipeline, _fuse
+from localsearch.plugins import describe_plugins, pm
+from localsearch.text import normalize_url, split_sentences
+from localsearch.types import SearchResult
+
+BUILT_IN = {"searxng", "duckduckgo", "local", "http", "trafilatura", "chunker",
+            "sentence_transformers", "chroma", "llama_cpp"}
+
+
+def test_import_and_help_load_nothing_heavy():
+    code = ("import sys, localsearch, localsearch.cli, localsearch.pipeline\n"
+            "from localsearch.plugins import load_plugins; load_plugins()\n"
+            "heavy = {'torch', 'sentence_transformers', 'chromadb', 'llama_cpp', 'trafilatura', 'ddgs', 'httpx'}\n"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_built_in_plugins_load_through_the_entry_point_group(home):
+    names = {p["name"] for p in describe_plugins() if "error" not in p}
+    assert BUILT_IN <= names
+    by_name = {p["name"]: p for p in describe_plugins()}
+    assert "fetch_page" in by_name["http"]["hooks"]
+    assert by_name["chroma"]["package"] == "localsearch"
+
+
+def test_config_layers_file_env_flags(home, monkeypatch):
+    (home / "config.toml").write_text('top_k = 3\nengines = ["searxng"]\nsearxng_url = "http://x"\n')
+    monkeypatch.setenv("LOCALSEARCH_MAX_PAGES", "7")
+    monkeypatch.setenv("LOCALSEARCH_OFFLINE", "yes")
+    config = Config.load({"top_k": 9})
+    assert (config.top_k, config.max_pages, config.offline, config.engines) == (9, 7, True, ["searxng"])
+    described = {s["name"]: s for s in config.describe()}
+    assert described["max_pages"]["origin"] == "LOCALSEARCH_MAX_PAGES"
+    assert described["top_k"]["origin"] == "command line"
+    assert described["chunk_chars"]["owner"] == "plugin"  # a setting a plugin registered
+    assert str(home / "data") == config.data_dir
+
+
+@pytest.mark.parametrize("content, message", [
+    ("top_k = 'many'", "top_k"),
+    ("nonsense_setting = 1", "unknown setting 'nonsense_setting'"),
+    ("top_k = = 3", "not valid TOML"),
+    ("offline = 3", "offline"),
+])
+def test_bad_config_file_is_a_clear_error(home, content, message):
+    (home / "config.toml").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        Config.load()
+
+
+def test_bad_environment_value_is_a_clear_error(home, monkeypatch):
+    monkeypatch.setenv("LOCALSEARCH_TOP_K", "lots")
+    with pytest.raises(ConfigError, match="LOCALSEARCH_TOP_K"):
+        Config.load()
+
+
+def test_sentences_keep_offsets_and_abbreviations():
+    text = "Dr. Smith came in 1887. He built 4.2 km of track!\nThen J. R. Hale left. “Done.” End"
+    pieces = [text[a:b] for a, b in split_sentences(text)]
+    assert pieces == ["Dr. Smith came in 1887.", "He built 4.2 km of track!", "Then J. R. Hale left.",
+                      "“Done.”", "End"]
+    assert split_sentences("  Hi there. Bye now.", start=100) == [(102, 111), (112, 120)]
+
+
+def test_urls_are_deduplicated_and_fused_by_rank():
+    assert normalize_url("HTTPS://Example.org/a/?utm_source=x&id=2#top") == "https://example.org/a?id=2"
+    fused = _fuse([
+        ("one", [SearchResult("https://a.org/x"), SearchResult("https://b.org/")]),
+        ("two", [SearchResult("https://b.org"), SearchResult("https://c.org")]),
+    ])
+    assert [r.url for r in fused] == ["https://b.org/", "https://a.org/x", "https://c.org"]
+    assert fused[0].rank == 1 and fused[0].score > fused[1].score
+
+
+class _Engines:
+    """A throwaway plugin with a good, a raising, a slow and a malformed engine."""
+
+    class Good:
+        name = "good"
+
+        def search(self, query, limit, pipeline):
+            return [SearchResult(url=f"https://good.example/{query.replace(' ', '-')}", title="Good")]
+
+    class Broken:
+        name = "broken"
+
+        def search(self, query, limit, pipeline):
+            raise RuntimeError("engine exploded")
+
+    class Slow:
+        name = "slow"
+
+        def search(self, query, limit, pipeline):
+            time.sleep(3)
+            return [SearchResult(url="https://slow.example/")]
+
+    class Garbage:
+        name = "garbage"
+
+        def search(self, query, limit, pipeline):
+            return "not a list"
+
+    @hookimpl
+    def register_search_engines(self, register):
+        for engine in (self.Good(), self.Broken(), self.Slow(), self.Garbage()):
+            register(engine)
+
+
+@pytest.fixture
+def throwaway_engines():
+    plugin = _Engines()
+    pm.register(plugin, name="throwaway-engines")
+    try:
+        yield plugin
+    finally:
+        pm.unregister(name="throwaway-engines")
+    assert pm.get_plugin("throwaway-engines") is None
+
+
+def test_one_failing_engine_never_sinks_the_others(home, throwaway_engines):
+    pipeline = Pipeline(search_timeout=1.0)
+    started = time.perf_counter()
+    results, report = pipeline.search(["tide tables"], ["good", "broken", "slow", "garbage", "missing"])
+    assert time.perf_counter() - started < 2.5  # the slow engine is abandoned at its timeout
+    assert [r.url for r in results] == ["https://good.example/tide-tables"]
+    assert report["good"]["status"] == "ok" and report["good"]["count"] == 1
+    assert report["broken"] == {**report["broken"], "status": "error", "error": "RuntimeError: engine exploded"}
+    assert report["slow"]["status"] == "timeout"
+    assert report["garbage"]["status"] == "error" and "not a list" in report["garbage"]["error"]
+    assert "no such engine" in report["missing"]["error"]
+
+
+def test_throwaway_plugin_is_listed_while_registered(home, throwaway_engines):
+    names = [p["name"] for p in describe_plugins()]
+    assert "throwaway-engines" in names

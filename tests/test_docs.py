@@ -1,0 +1,41 @@
+"""The docs are tests: the hook reference must match the hookspecs."""
+
+import inspect
+import re
+from pathlib import Path
+
+from localsearch import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hookspecs():
+    return [fn for _, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "localsearch_spec")]
+
+
+def test_every_hook_is_in_the_reference_with_its_arguments():
+    reference = (ROOT / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+    headings = dict(re.findall(r"^## (\w+)\(([^)]*)\)$", reference, re.M))
+    for fn in _hookspecs():
+        arguments = ", ".join(inspect.signature(fn).parameters)
+        assert fn.__name__ in headings, f"hook {fn.__name__} is missing from docs/plugin-hooks.md"
+        assert headings[fn.__name__] == arguments, f"arguments of {fn.__name__} differ in docs/plugin-hooks.md"
+    assert set(headings) <= {fn.__name__ for fn in _hookspecs()}, "docs describe a hook that does not exist"
+
+
+def test_every_hook_states_its_call_behaviour():
+    reference = (ROOT / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+    for fn in _hookspecs():
+        kind = "firstresult" if fn.localsearch_spec.get("firstresult") else "all"
+        assert fn.__doc__ and ("firstresult" in fn.__doc__) == (kind == "firstresult"), fn.__name__
+        section = reference.split(f"## {fn.__name__}(")[1].split("\n## ")[0]
+        assert f"Call behaviour: **{kind}**" in section, fn.__name__
+
+
+def test_readme_starts_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", readme, re.S)
+    assert "scripts/install.sh" in commands[0] and "localsearch ask" in commands[0]
+    assert "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[1].strip().splitlines()[-1].strip() in ci, ".ci/run must run the README's test command"

@@ -1,0 +1,216 @@
+"""The whole pipeline in one process with the real embedder and real chroma on a temp dir
+(no LLM here: tests/test_e2e.py covers llama.cpp through the CLI)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from localsearch import hookimpl
+from localsearch.pipeline import fold_events
+from localsearch.plugins import pm
+from localsearch.types import Citation, SearchResult
+
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+class registered:
+    """Register a throwaway plugin for the duration of a ``with`` block."""
+
+    def __init__(self, plugin, name):
+        self.plugin, self.name = plugin, name
+
+    def __enter__(self):
+        pm.register(self.plugin, name=self.name)
+        return self.plugin
+
+    def __exit__(self, *exc):
+        pm.unregister(name=self.name)
+
+
+class FixedResults:
+    """A search engine plugin that returns the URLs it is given."""
+
+    def __init__(self, urls):
+        self.urls = urls
+
+    @hookimpl
+    def register_search_engines(self, register):
+        urls = self.urls
+
+        class Engine:
+            name = "fixed"
+
+            def search(self, query, limit, pipeline):
+                return [SearchResult(url=u, title=u.rsplit("/", 1)[-1]) for u in urls]
+
+        register(Engine())
+
+
+class CountingEmbedder:
+    """Wraps the real embedder and counts the passages it embeds."""
+
+    def __init__(self):
+        self.passages = 0
+
+    @hookimpl(tryfirst=True)
+    def embedder(self, config):
+        plugin = pm.get_plugin("sentence_transformers")
+        real = plugin.embedder(config=config)
+        counter = self
+
+        class Counting:
+            name = real.name
+
+            def embed(self, texts, kind="passage"):
+                if kind == "passage":
+                    counter.passages += len(texts)
+                return real.embed(texts, kind)
+
+        return Counting()
+
+
+def answer_of(events):
+    return fold_events(events)
+
+
+def test_cited_answer_maps_to_served_pages(make_pipeline, web):
+    pipeline = make_pipeline()
+    events = list(pipeline.ask(QUESTION))
+    result = answer_of(events)
+    assert "fatal" not in result, result
+    served = set(web.article_urls())
+    assert result["sources"] and all(s["url"] in served for s in result["sources"])
+    assert [s["n"] for s in result["sources"]] == list(range(1, len(result["sources"]) + 1))
+    assert result["citations"], "the extractive answer cites its sentences"
+    by_n = {s["n"]: s for s in result["sources"]}
+    for citation in result["citations"]:
+        assert by_n[citation["n"]]["url"] == citation["url"]
+        document = pipeline.store.get_document(citation["url"])
+        assert document.text[citation["start"]:citation["end"]] == citation["quote"]
+        assert f"[{citation['n']}]" in result["answer"]
+    assert result["citations"][0]["url"].endswith("/articles/harrowmere-lighthouse")
+    assert set(result["timings"]) >= {"plan", "search", "fetch", "extract", "index", "retrieve"}
+    kinds = [e.type for e in events]
+    assert kinds.index("stage_start") < kinds.index("search_results") < kinds.index("extractive_answer") \
+        < kinds.index("answer") < kinds.index("done")
+
+
+def test_second_ask_uses_the_page_cache(make_pipeline, web):
+    counting = CountingEmbedder()
+    with registered(counting, "counting-embedder"):
+        pipeline = make_pipeline()
+        first = answer_of(pipeline.ask(QUESTION))
+        fetched, first_embedded = web.count("/articles/"), counting.passages
+        assert fetched >= 1 and first_embedded > 0
+
+        second = answer_of(pipeline.ask(QUESTION))
+        assert web.count("/articles/") == fetched, "a fresh cached page is not fetched again"
+        assert {s["status"] for s in second["sources"]} == {"cached"}
+        assert second["answer"] == first["answer"]
+        per_question = counting.passages - first_embedded  # only the candidate sentences
+        assert 0 < per_question < first_embedded
+
+        # Older than the freshness window: fetched again, but unchanged text is not embedded again.
+        before = counting.passages
+        stale = answer_of(make_pipeline(freshness_hours=0.0).ask(QUESTION))
+        assert web.count("/articles/") > fetched
+        assert {s["status"] for s in stale["sources"]} == {"ok"}
+        assert counting.passages - before == per_question
+
+
+def test_bad_pages_are_reported_and_the_rest_answers(make_pipeline, web):
+    bad = ["/status/404", "/slow?seconds=5", "/file.pdf", "/binary", "/png-as-html", "/huge",
+           "/redirect-loop/a", "/empty"]
+    urls = [web.url + p for p in bad] + [web.url + "/bad-utf8", web.url + "/articles/harrowmere-lighthouse"]
+    with registered(FixedResults(urls), "fixed-results"):
+        pipeline = make_pipeline(engines=["fixed"], max_pages=len(urls), fetch_timeout=1.5)
+        result = answer_of(pipeline.ask(QUESTION))
+    status = {s["url"].removeprefix(web.url): s["status"] for s in result["sources"]}
+    assert status == {
+        "/status/404": "HTTP error", "/slow?seconds=5": "timeout", "/file.pdf": "not HTML",
+        "/binary": "not HTML", "/png-as-html": "not HTML", "/huge": "too large",
+        "/redirect-loop/a": "redirect loop", "/empty": "no content", "/bad-utf8": "ok",
+        "/articles/harrowmere-lighthouse": "ok",
+    }
+    assert result["answer"] and all(c["url"] in (urls[-1], urls[-2]) for c in result["citations"])
+
+
+def test_offline_answers_from_the_index_without_a_request(make_pipeline, web):
+    online = make_pipeline()
+    list(online.index(web.article_urls()))
+    requests = len(web.requests)
+    offline = make_pipeline(offline=True, engines=["searxng"])
+    result = answer_of(offline.ask(QUESTION))
+    assert len(web.requests) == requests, "offline mode made a request"
+    assert result["citations"] and result["citations"][0]["url"].endswith("/articles/harrowmere-lighthouse")
+    assert {s["status"] for s in result["sources"]} == {"cached"}
+
+
+def test_a_down_engine_is_reported_and_local_still_answers(make_pipeline, web):
+    list(make_pipeline().index([web.url + "/articles/harrowmere-lighthouse"]))
+    pipeline = make_pipeline(engines=["searxng", "local"], searxng_url=web.url + "/down")
+    events = list(pipeline.ask(QUESTION))
+    result = answer_of(events)
+    engines = next(e for e in events if e.type == "search_results").data["engines"]
+    assert engines["searxng"]["status"] == "error" and engines["local"]["status"] == "ok"
+    assert any("searxng" in message for message in result["errors"])
+    assert result["citations"]
+
+
+@pytest.mark.parametrize("question, message", [
+    ("", "the question is empty"),
+    ("   ", "the question is empty"),
+    ("xylophonic zqwv brrrmph", "no search results"),
+])
+def test_questions_without_answers_end_in_a_clear_error(make_pipeline, question, message):
+    result = answer_of(make_pipeline().ask(question))
+    assert message in result["fatal"]
+
+
+def test_no_plugin_can_cite_an_unfetched_url(make_pipeline, web):
+    class Inventor:
+        @hookimpl
+        def process_answer(self, answer):
+            answer.citations.append(Citation(n=99, url="https://invented.example/", title="x",
+                                             quote="made up", supported=True))
+
+    with registered(Inventor(), "inventor"):
+        result = answer_of(make_pipeline().ask(QUESTION))
+    assert result["citations"]
+    assert all(c["url"] != "https://invented.example/" for c in result["citations"])
+
+
+def test_a_failing_extractor_skips_the_page(make_pipeline, web):
+    class Exploding:
+        @hookimpl(tryfirst=True)
+        def extract_document(self, page):
+            if "harrowmere" in page.url:
+                raise ValueError("parser exploded")
+
+    with registered(Exploding(), "exploding"):
+        result = answer_of(make_pipeline().ask(QUESTION))
+    source = next(s for s in result["sources"] if "harrowmere" in s["url"])
+    assert source["status"] == "no content" and "parser exploded" in source["reason"]
+
+
+def test_cancel_stops_the_question(make_pipeline):
+    cancel = threading.Event()
+    cancel.set()
+    result = answer_of(make_pipeline().ask(QUESTION, cancel=cancel))
+    assert result["fatal"] == "cancelled"
+
+
+def test_example_plugin_plans_keyword_queries(make_pipeline, web):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "localsearch-plugin-example" / "localsearch_keyword_planner.py"
+    spec = importlib.util.spec_from_file_location("localsearch_keyword_planner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with registered(module, "keyword_planner"):
+        pipeline = make_pipeline()  # the plugin's setting must be known to a config built now
+        plan = next(e for e in pipeline.ask(QUESTION, generate=False) if e.type == "stage_end")
+        assert plan.data["queries"] == [QUESTION, "Harrowmere lighthouse first lit"]
