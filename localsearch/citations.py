@@ -21,17 +21,43 @@ _MIN_WORDS = 3
 
 
 def _citation(n: int, source: Source, candidate: Passage, sentence: str, score: float,
-              supported: bool) -> Citation:
+              supported: bool, reason: str = "") -> Citation:
     return Citation(n=n, url=source.url, title=source.title, quote=candidate.text,
                     supported=supported, sentence=sentence, score=round(score, 3),
-                    start=candidate.start, end=candidate.end)
+                    start=candidate.start, end=candidate.end, reason=reason)
+
+
+_TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")
+
+
+def _terms(text: str) -> set[str]:
+    return {t.replace(",", "").lower() for t in _TERM.findall(text)}
+
+
+def missing_facts(sentence: str, source_text: str) -> list[str]:
+    """Numbers and names in ``sentence`` that ``source_text`` never mentions.
+
+    Embedding similarity cannot tell "found by Priya Ambrose" from "found by Lucien Delacre";
+    a name or number the source does not contain is the commonest small-model invention.
+    """
+    known = _terms(source_text)
+    words = _TERM.findall(sentence)
+    missing = []
+    for position, word in enumerate(words):
+        is_number = word[0].isdigit()
+        is_name = position > 0 and word[0].isupper() and len(word) > 2
+        if (is_number or is_name) and word.replace(",", "").lower() not in known:
+            missing.append(word)
+    return list(dict.fromkeys(missing))
 
 
 def ground_answer(question: str, text: str, sources: list[Source], candidates: list[Passage],
-                  candidate_vectors: list[list[float]], embed, threshold: float) -> Answer:
+                  candidate_vectors: list[list[float]], embed, threshold: float,
+                  documents: dict[str, str]) -> Answer:
     """Check the citations of a generated ``text`` against ``candidates`` (sentence passages).
 
-    ``embed(texts)`` returns normalised vectors for answer sentences.
+    ``embed(texts)`` returns normalised vectors for answer sentences; ``documents`` maps each
+    source URL to its full text, for the names-and-numbers check.
     """
     by_url = {s.url: s for s in sources}
     by_n = {s.n: s for s in sources}
@@ -49,32 +75,40 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     checkable = [i for i, (clean, _) in enumerate(parsed) if len(clean.split()) >= _MIN_WORDS]
     vectors = dict(zip(checkable, embed([parsed[i][0] for i in checkable]))) if checkable else {}
 
+    def check(n: int, clean: str, scores: list[float]) -> Citation:
+        best = max(per_source[n], key=lambda j: scores[j])
+        missing = missing_facts(clean, documents.get(by_n[n].url, ""))
+        if missing:
+            reason = "the source never mentions " + ", ".join(missing)
+        elif scores[best] < threshold:
+            reason = f"similarity {scores[best]:.2f} to the closest passage is below {threshold:g}"
+        else:
+            reason = ""
+        return _citation(n, by_n[n], candidates[best], clean, scores[best], not reason, reason)
+
     answer = Answer(question=question, sources=sources)
     rebuilt = []
     for i, (clean, numbers) in enumerate(parsed):
         if i not in vectors or not candidates:
             rebuilt.append(clean)
             continue
-        vector = vectors[i]
-        scores = [dot(vector, v) for v in candidate_vectors]
-        cited = []
-        for n in numbers:
-            if n not in per_source:  # names no source we read: never keep it
-                continue
-            best = max(per_source[n], key=lambda j: scores[j])
-            supported = scores[best] >= threshold
-            answer.citations.append(_citation(n, by_n[n], candidates[best], clean, scores[best], supported))
-            cited.append((n, supported))
-        if not any(supported for _, supported in cited):
-            best = max(range(len(candidates)), key=lambda j: scores[j])
-            if scores[best] >= threshold:
-                n = by_url[candidates[best].url].n
-                if n not in [c for c, _ in cited]:
-                    answer.citations.append(_citation(n, by_n[n], candidates[best], clean, scores[best], True))
-                    cited.append((n, True))
-            elif not cited:
-                answer.unsupported.append(clean)
-        rebuilt.append(_with_markers(clean, [n for n, _ in cited]))
+        scores = [dot(vectors[i], v) for v in candidate_vectors]
+        # Markers that name no source we read are dropped: never keep them.
+        cited = [check(n, clean, scores) for n in numbers if n in per_source]
+        if not any(c.supported for c in cited):
+            # The model's markers are only a hint: find the source that does support the sentence.
+            ranked = sorted(per_source, key=lambda n: -max(scores[j] for j in per_source[n]))
+            for n in ranked:
+                if n in [c.n for c in cited]:
+                    continue
+                candidate = check(n, clean, scores)
+                if candidate.supported:
+                    cited.append(candidate)
+                    break
+        answer.citations.extend(cited)
+        if not cited:
+            answer.unsupported.append(clean)
+        rebuilt.append(_with_markers(clean, [c.n for c in cited]))
     answer.text = " ".join(rebuilt)
     return answer
 
@@ -97,7 +131,8 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
     for i in sorted(range(len(candidates)), key=lambda j: -scores[j]):
         sentence = candidates[i].text.strip()
         key = sentence.lower()
-        if len(sentence.split()) < 5 or key in seen:
+        # Headings have no closing punctuation and answer nothing on their own.
+        if len(sentence.split()) < 5 or key in seen or sentence.rstrip("\"'”’)")[-1:] not in ".!?":
             continue
         seen.add(key)
         chosen.append(i)

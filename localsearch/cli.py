@@ -85,9 +85,12 @@ def _progress(event, show):
 
 def _print_answer(answer):
     for citation in answer["citations"]:
-        mark = click.style("✓", fg="green") if citation["supported"] else click.style("✗ unsupported", fg="red")
         quote = citation["quote"] if len(citation["quote"]) < 160 else citation["quote"][:157] + "..."
-        click.echo(f"  [{citation['n']}] {mark} “{quote}”")
+        if citation["supported"]:
+            click.echo(f"  [{citation['n']}] {click.style('✓', fg='green')} “{quote}”")
+        else:
+            click.echo(f"  [{citation['n']}] {click.style('✗ unsupported', fg='red')}: {citation['sentence']}"
+                       f"\n      ({citation['reason']})")
     for sentence in answer["unsupported"]:
         click.echo(click.style("  ✗ no source supports: ", fg="red") + sentence)
 
@@ -121,6 +124,8 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
     events, streamed = [], False
     for event in pipeline.ask(question):
         events.append(event)
+        if streamed and event.type == "stage_end" and event.data["stage"] == "answer":
+            click.echo()  # end the streamed line before the progress display goes on
         _progress(event, show)
         if as_json:
             continue
@@ -135,9 +140,8 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         elif event.type == "answer":
             answer = event.data["answer"]
             if streamed:
-                click.echo()
                 if answer["model"]:
-                    click.secho("\nChecked:", bold=True)
+                    click.secho("\nWith its citations checked:", bold=True)
                     click.echo(answer["text"])
             elif not pipeline.config.llm or answer["extractive"]:
                 click.secho("\nAnswer:", bold=True)

@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 RRF_K = 60  # reciprocal rank fusion constant, as in Cormack et al.
-STAGES = ("plan", "search", "fetch", "extract", "index", "retrieve", "answer", "verify")
 
 
 @dataclass
@@ -80,6 +79,7 @@ class Pipeline:
         self._chat_model = None
         self._chat_model_error: str | None = None
         self._engines = None
+        self._loaded = False
 
     # -- components, created on first use ------------------------------------------------
     @property
@@ -156,6 +156,15 @@ class Pipeline:
         if not question:
             raise LocalsearchError("the question is empty")
         config = self.config
+
+        if not self._loaded:
+            # Loading the embedder and opening the store take seconds once per process; as a
+            # stage of their own they do not hide inside whichever stage first needs them.
+            yield run.start("load")
+            self.embed(["warm up"], "query")
+            self.store.count()
+            self._loaded = True
+            yield run.end("load", embedder=self.embedder.name)
 
         yield run.start("plan")
         queries = pm.hook.plan_queries(question=question, conversation=conversation or [], config=config)
@@ -447,7 +456,8 @@ class Pipeline:
                 yield run.start("verify")
                 answer = ground_answer(question, text, sources, retrieval.candidates,
                                        retrieval.candidate_vectors, lambda t: self.embed(t, "passage"),
-                                       config.support_threshold)
+                                       config.support_threshold,
+                                       {url: d.text for url, d in retrieval.documents.items()})
                 answer.model = model.name
                 yield run.end("verify", citations=len(answer.citations))
         pm.hook.process_answer(answer=answer, passages=retrieval.prompt_passages, config=config)

@@ -125,6 +125,7 @@ class Citation(_Dict):
     score: float = 0.0
     start: int = 0
     end: int = 0
+    reason: str = ""
 
 
 @dataclass

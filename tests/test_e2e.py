@@ -1,0 +1,117 @@
+"""End to end through the real CLI: real llama.cpp on the bundled SmolLM2 GGUF, real
+sentence-transformers, real chroma on a temp dir, the test web standing in for the internet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+def run(home, *args, env=None, check=False):
+    environment = {**os.environ, "LOCALSEARCH_DATA_DIR": str(home / "data"),
+                   "LOCALSEARCH_CONFIG": str(home / "config.toml"), **(env or {})}
+    command = [sys.executable, "-m", "localsearch", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_ask_json_with_the_llm_cites_served_pages_and_caches(home, web):
+    args = ["ask", "--json", "--engine", "searxng", "--searxng-url", web.url, "--max-pages", "3", QUESTION]
+    result = json.loads(run(home, *args, check=True).stdout)
+    assert result["question"] == QUESTION
+    assert result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and result["extractive"] is False
+    assert result["answer"].strip()
+    served = set(web.article_urls())
+    assert result["sources"] and all(s["url"] in served for s in result["sources"])
+    numbers = {s["n"]: s["url"] for s in result["sources"]}
+    for citation in result["citations"]:
+        assert numbers[citation["n"]] == citation["url"]
+        assert set(citation) >= {"n", "url", "title", "quote", "supported"}
+        assert citation["quote"]
+    import re
+    for n in re.findall(r"\[(\d+)\]", result["answer"]):
+        assert int(n) in numbers, "every [n] in the answer names a fetched source"
+    for url in re.findall(r"https?://\S+", result["answer"]):
+        assert url.rstrip(").,") in served, "no URL in the answer comes from anywhere but a source"
+    assert set(result["timings"]) >= {"search", "fetch", "extract", "index", "retrieve", "answer"}
+    assert all(isinstance(v, float) for v in result["timings"].values())
+
+    fetched = web.count("/articles/")
+    again = json.loads(run(home, *args, check=True).stdout)
+    assert web.count("/articles/") == fetched, "the second ask was served from the page cache"
+    assert {s["status"] for s in again["sources"]} == {"cached"}
+
+
+def test_ask_streams_a_cited_answer_with_progress(home, web):
+    result = run(home, "ask", "--no-llm", "--searxng-url", web.url, QUESTION, check=True)
+    assert "Answer:" in result.stdout and "Sources:" in result.stdout
+    assert "[1]" in result.stdout and web.url + "/articles/harrowmere-lighthouse" in result.stdout
+    for stage in ("search", "fetch", "retrieve"):
+        assert stage in result.stderr
+
+
+def test_index_then_search_and_offline_ask(home, web):
+    pages = [web.url + "/articles/kestrel-valley-comet", web.url + "/status/404"]
+    indexed = run(home, "index", *pages)
+    assert indexed.returncode == 0
+    assert "ok" in indexed.stdout and "HTTP error" in indexed.stdout
+    found = json.loads(run(home, "search", "--json", "--offline", "comet discovery", check=True).stdout)
+    assert found["passages"] and all(p["url"] == pages[0] for p in found["passages"])
+    answer = json.loads(run(home, "ask", "--json", "--offline", "--no-llm", "Who discovered the comet?",
+                            check=True).stdout)
+    assert answer["citations"] and answer["citations"][0]["url"] == pages[0]
+
+
+def test_examples_answer_offline_like_the_readme_says(home):
+    examples = Path(__file__).parent.parent / "examples" / "pages"
+    run(home, "index", str(examples), check=True)
+    result = json.loads(run(home, "ask", "--json", "--offline", "--no-llm",
+                            "When and where was the Rosetta Stone found?", check=True).stdout)
+    assert result["citations"][0]["url"].endswith("rosetta-stone.html")
+    assert "1799" in result["answer"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", ""], "the question is empty"),
+    (["ask", "--model", "/nonexistent.gguf", "hello"], "no such file"),
+    (["ask", "--max-pages", "0", "hello"], "--max-pages"),
+    (["index", "not-a-url-or-file"], "neither a URL"),
+])
+def test_bad_arguments_fail_with_one_line(home, args, message):
+    result = run(home, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_fails_cleanly_and_debug_shows_the_traceback(home):
+    (home / "config.toml").write_text("top_k = 'many'\n")
+    result = run(home, "ask", "--no-llm", "hello")
+    assert result.returncode == 1 and "Error: setting 'top_k'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Traceback" in run(home, "--debug", "ask", "--no-llm", "hello").stderr
+
+
+def test_no_results_exits_non_zero_with_json(home, web):
+    result = run(home, "ask", "--json", "--no-llm", "--searxng-url", web.url, "xylophonic zqwv brrrmph")
+    assert result.returncode == 1
+    assert "no search results" in json.loads(result.stdout)["fatal"]
+
+
+def test_plugins_and_config_commands(home):
+    plugins = json.loads(run(home, "plugins", "--json", check=True).stdout)
+    assert {"http", "chroma", "llama_cpp"} <= {p["name"] for p in plugins}
+    config = json.loads(run(home, "config", "--json", env={"LOCALSEARCH_TOP_K": "4"}, check=True).stdout)
+    assert config["path"] == str(home / "config.toml")
+    top_k = next(s for s in config["settings"] if s["name"] == "top_k")
+    assert top_k["value"] == 4 and top_k["origin"] == "LOCALSEARCH_TOP_K"
