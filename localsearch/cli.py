@@ -69,18 +69,26 @@ def _overrides(engines, searxng_url, max_pages, top_k, offline, **extra):
 
 
 def _progress(event, show):
-    """One line per finished stage and per page that could not be read."""
+    """A line per finished stage and per page that could not be read; on a terminal, the
+    running stage is shown until it ends."""
     if not show:
         return
-    data = event.data
+    live = sys.stderr.isatty()
+    data, line, colour = event.data, None, "yellow"
+    if event.type == "stage_start":
+        if live and data["stage"] != "answer":  # the answer itself streams on stdout
+            click.secho(f"\r  {data['stage']:<9}   ...", nl=False, err=True, fg="bright_black")
+        return
     if event.type == "stage_end":
         detail = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("stage", "seconds")
-                           and isinstance(v, (int, float)))
-        click.secho(f"  {data['stage']:<9} {data['seconds']:6.2f}s  {detail}", fg="bright_black", err=True)
+                           and isinstance(v, (int, float, str)))
+        line, colour = f"  {data['stage']:<9} {data['seconds']:6.2f}s  {detail}", "bright_black"
     elif event.type == "page" and data["status"] not in ("ok", "cached"):
-        click.secho(f"  ! {data['url']}: {data['status']} {data.get('reason', '')}".rstrip(), fg="yellow", err=True)
+        line = f"  ! {data['url']}: {data['status']} {data.get('reason', '')}".rstrip()
     elif event.type == "error" and not data.get("fatal"):
-        click.secho(f"  ! {data['message']}", fg="yellow", err=True)
+        line = f"  ! {data['message']}"
+    if line:
+        click.secho(("\r\033[K" if live else "") + line, fg=colour, err=True)
 
 
 def _print_answer(answer):

@@ -212,5 +212,6 @@ def test_example_plugin_plans_keyword_queries(make_pipeline, web):
     spec.loader.exec_module(module)
     with registered(module, "keyword_planner"):
         pipeline = make_pipeline()  # the plugin's setting must be known to a config built now
-        plan = next(e for e in pipeline.ask(QUESTION, generate=False) if e.type == "stage_end")
+        plan = next(e for e in pipeline.ask(QUESTION, generate=False)
+                    if e.type == "stage_end" and e.data["stage"] == "plan")
         assert plan.data["queries"] == [QUESTION, "Harrowmere lighthouse first lit"]

@@ -1,0 +1,105 @@
+"""Client/server mode on the real servers a user would run: ``chroma run`` for the index and
+``llama_cpp.server`` as the OpenAI-compatible answer model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localsearch.pipeline import fold_events
+
+pytestmark = pytest.mark.slow
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(command, ready_url, log_path, env=None, timeout=120):
+    log = open(log_path, "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited: {Path(log_path).read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"{command} did not become ready: {Path(log_path).read_text(errors='replace')[-2000:]}")
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    process = start_server([str(chroma), "run", "--path", str(folder / "db"), "--host", "127.0.0.1",
+                            "--port", str(port)], f"http://127.0.0.1:{port}/api/v2/heartbeat",
+                           folder / "log", env={"ANONYMIZED_TELEMETRY": "False"})
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    from localsearch_plugins.llama_cpp_answer import bundled_model_path
+
+    folder = tmp_path_factory.mktemp("llama-server")
+    port = free_port()
+    process = start_server([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+                            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+                            "--n_threads", "2"], f"http://127.0.0.1:{port}/v1/models", folder / "log")
+    yield f"http://127.0.0.1:{port}/v1"
+    stop(process)
+
+
+def test_index_lives_in_a_chroma_server(make_pipeline, web, home, chroma_server):
+    import chromadb
+    from chromadb.config import Settings
+
+    pipeline = make_pipeline(chroma_url=chroma_server)
+    list(pipeline.index(web.article_urls()[:3]))
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server.rsplit(":", 1)[1]),
+                                 settings=Settings(anonymized_telemetry=False))
+    stored = {c.name: client.get_collection(c.name).count() for c in client.list_collections()}
+    assert any(name.startswith("passages-") and count > 0 for name, count in stored.items())
+    assert not (home / "data" / "chroma").exists(), "nothing went to the local folder"
+    result = fold_events(make_pipeline(chroma_url=chroma_server, offline=True).ask(QUESTION))
+    assert result["citations"] and result["citations"][0]["url"].endswith("/articles/harrowmere-lighthouse")
+
+
+def test_answer_from_an_openai_compatible_server(make_pipeline, web, llama_server):
+    result = fold_events(make_pipeline(llm=True, llm_url=llama_server).ask(QUESTION))
+    assert "fatal" not in result, result
+    assert result["model"] == llama_server and not result["extractive"]
+    assert result["answer"].strip() and result["errors"] == []
+    urls = {s["url"] for s in result["sources"]}
+    assert all(c["url"] in urls for c in result["citations"])
+
+
+def test_a_dead_llm_server_falls_back_to_the_extractive_answer(make_pipeline, web):
+    result = fold_events(make_pipeline(llm=True, llm_url=f"http://127.0.0.1:{free_port()}/v1").ask(QUESTION))
+    assert result["extractive"] and result["citations"]
+    assert any("cannot reach the LLM server" in message for message in result["errors"])
