@@ -215,3 +215,30 @@ def test_example_plugin_plans_keyword_queries(make_pipeline, web):
         plan = next(e for e in pipeline.ask(QUESTION, generate=False)
                     if e.type == "stage_end" and e.data["stage"] == "plan")
         assert plan.data["queries"] == [QUESTION, "Harrowmere lighthouse first lit"]
+
+
+def test_the_current_page_from_the_browser_is_source_one(make_pipeline, web):
+    from localsearch.types import Page
+
+    html = ("<html><head><title>Team notes</title></head><body><article><p>The quarterly planning "
+            "meeting of the Fenwick orchard cooperative moved to Thursday 9 May at the old mill, "
+            "because the barn roof is being repaired by the volunteers this spring.</p></article></body></html>")
+    page = Page(url="https://intranet.example/notes", status="ok", html=html)
+    result = answer_of(make_pipeline().ask("Where is the Fenwick planning meeting?", page=page))
+    # "ok", not a fetch error: the unresolvable URL was never fetched, the given HTML was read.
+    assert result["sources"][0] == {**result["sources"][0], "n": 1, "url": page.url, "status": "ok"}
+    assert result["citations"][0]["url"] == page.url and "old mill" in result["citations"][0]["quote"]
+
+
+def test_prompt_numbers_sources_and_keeps_the_conversation():
+    from localsearch.prompt import default_messages
+    from localsearch.types import Passage, Source
+
+    sources = [Source(1, "https://a.example", "A", "ok"), Source(2, "https://b.example", "B", "ok")]
+    passages = [Passage("https://b.example", "Second fact.", 50, 62), Passage("https://a.example", "A fact.", 0, 7),
+                Passage("https://b.example", "First fact.", 10, 21)]
+    messages = default_messages("Why?", sources, passages, [{"question": "Who?", "answer": "Ann [1]."}])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "Ann [1]."
+    assert messages[3]["content"] == ("Sources:\n\n[1] A\nA fact.\n\n[2] B\nFirst fact. Second fact."
+                                      "\n\nQuestion: Why?")
