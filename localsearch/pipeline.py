@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .citations import extractive_answer, ground_answer
 from .config import Config
-from .errors import Cancelled, LocalsearchError, PluginError
+from .errors import Cancelled, ConfigError, LocalsearchError, PluginError
 from .plugins import load_plugins, pm
 from .prompt import default_messages
 from .text import dot, normalize_url, split_sentences
@@ -156,6 +156,11 @@ class Pipeline:
         if not question:
             raise LocalsearchError("the question is empty")
         config = self.config
+        engine_names = ["local"] if config.offline else list(config.engines)
+        unknown = [name for name in engine_names if name not in self.engines]
+        if unknown or not engine_names:  # checked before any model loads: a typo fails at once
+            raise ConfigError(f"unknown search engine {', '.join(unknown) or '(none given)'}; "
+                              f"installed: {', '.join(sorted(self.engines)) or 'none'}")
 
         if not self._loaded:
             # Loading the embedder and opening the store take seconds once per process; as a
@@ -172,7 +177,6 @@ class Pipeline:
         yield run.end("plan", queries=queries)
 
         yield run.start("search")
-        engine_names = ["local"] if config.offline else list(config.engines)
         results, engine_report = self.search(queries, engine_names)
         for name, report in engine_report.items():
             if report["status"] != "ok":
