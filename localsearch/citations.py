@@ -10,14 +10,35 @@ from __future__ import annotations
 
 import re
 
-from .text import CITATION_RE, dot, split_sentences
+from .text import CITATION_RE, citation_numbers, dot, split_sentences
 from .types import Answer, Citation, Passage, Source
 
-__all__ = ["ground_answer", "extractive_answer"]
+__all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts"]
 
 # "capital. [1]" -> "capital [1]." so that a marker after the full stop stays with its sentence.
-_MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
+_MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
 _MIN_WORDS = 3
+_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(?:(?:https?|ftp|file)://|www\.)[^)]*\)")
+_URL = re.compile(r"<?(?:(?:https?|ftp|file)://|www\.)[^\s<>\[\]()]+>?")
+
+
+def sanitize_answer_text(text: str, sources: dict[int, str]) -> str:
+    """Keep only what a source backs: citation markers of the given source numbers, and no URL
+    but the sources' own. ``sources`` maps each number to its URL."""
+    allowed = set(sources.values())
+    # "[1](https://...)" is a citation in link form; "[the docs](https://...)" keeps its words.
+    text = _MARKDOWN_LINK.sub(lambda m: f"[{m.group(1)}]" if CITATION_RE.fullmatch(f"[{m.group(1)}]")
+                              else m.group(1), text)
+    text = _URL.sub(lambda m: m.group(0) if m.group(0).strip("<>").rstrip(".,;:!?") in allowed else "", text)
+
+    def markers(match: re.Match) -> str:
+        numbers = [n for n in citation_numbers(match.group(1)) if n in sources]
+        return " " + "".join(f"[{n}]" for n in numbers) if numbers else ""
+
+    text = CITATION_RE.sub(markers, text)
+    text = re.sub(r"\(\s*\)", "", text)  # what a removed "(https://...)" leaves
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
 def _citation(n: int, source: Source, candidate: Passage, sentence: str, score: float,
@@ -65,11 +86,13 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     for i, candidate in enumerate(candidates):
         per_source.setdefault(by_url[candidate.url].n, []).append(i)
 
-    text = _MARKER_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text.strip())
+    # Markers in one form, none naming a missing source, and no URL the model made up.
+    text = sanitize_answer_text(text, {s.n: s.url for s in sources})
+    text = _MARKER_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text)
     sentences = [text[a:b] for a, b in split_sentences(text)]
     parsed = []
     for sentence in sentences:
-        numbers = [int(n) for group in CITATION_RE.findall(sentence) for n in re.split(r"[,;]", group)]
+        numbers = [n for group in CITATION_RE.findall(sentence) for n in citation_numbers(group)]
         clean = CITATION_RE.sub("", sentence).strip()
         parsed.append((clean, list(dict.fromkeys(numbers))))
     checkable = [i for i, (clean, _) in enumerate(parsed) if len(clean.split()) >= _MIN_WORDS]
@@ -123,12 +146,12 @@ def _with_markers(sentence: str, numbers: list[int]) -> str:
 
 
 def extractive_answer(question: str, sources: list[Source], candidates: list[Passage],
-                      scores: list[float], max_sentences: int = 3) -> Answer:
+                      max_sentences: int = 3) -> Answer:
     """The best-matching source sentences, each cited: an answer that needs no LLM."""
     by_url = {s.url: s for s in sources}
     answer = Answer(question=question, sources=sources, extractive=True)
     chosen, seen = [], set()
-    for i in sorted(range(len(candidates)), key=lambda j: -scores[j]):
+    for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
         sentence = candidates[i].text.strip()
         key = sentence.lower()
         # Headings have no closing punctuation and answer nothing on their own.
@@ -141,7 +164,7 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
     parts = []
     for i in chosen:
         candidate, source = candidates[i], by_url[candidates[i].url]
-        answer.citations.append(_citation(source.n, source, candidate, candidate.text, scores[i], True))
+        answer.citations.append(_citation(source.n, source, candidate, candidate.text, candidate.score, True))
         parts.append(_with_markers(candidate.text.strip(), [source.n]))
     answer.text = " ".join(parts)
     return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -129,33 +130,39 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
     pipeline = _pipeline(**_overrides(engines, searxng_url, max_pages, top_k, offline,
                                       model=model_path, llm=False if no_llm else None))
     show = not quiet and not as_json
-    events, streamed = [], False
+    draft = _Draft() if sys.stdout.isatty() and not as_json else None
+    events, held, shown_extract = [], [], False
     for event in pipeline.ask(question):
         events.append(event)
-        if streamed and event.type == "stage_end" and event.data["stage"] == "answer":
-            click.echo()  # end the streamed line before the progress display goes on
-        _progress(event, show)
+        if draft is not None and draft.rows and event.type != "answer":
+            if event.type != "answer_delta":
+                held.append(event)  # progress waits until the draft is replaced
+                continue
+        else:
+            _progress(event, show)
         if as_json:
             continue
         if event.type == "extractive_answer" and pipeline.config.llm:
             click.secho("\nFrom the sources:", bold=True)
             click.echo(event.data["answer"]["text"])
-        elif event.type == "answer_delta":
-            if not streamed:
-                click.secho("\nAnswer:", bold=True)
-                streamed = True
-            click.echo(event.data["text"], nl=False)
+            shown_extract = True
+        elif event.type == "answer_delta" and draft is not None:
+            draft.write(event.data["text"])
         elif event.type == "answer":
+            if draft is not None:
+                draft.erase()
+                for pending in held:
+                    _progress(pending, show)
             answer = event.data["answer"]
-            if streamed:
-                if answer["model"]:
-                    click.secho("\nWith its citations checked:", bold=True)
-                    click.echo(answer["text"])
-            elif not pipeline.config.llm or answer["extractive"]:
+            if not (answer["extractive"] and shown_extract):
                 click.secho("\nAnswer:", bold=True)
                 click.echo(answer["text"] or "(nothing in the sources answers this)")
             _print_answer(answer)
             _print_sources(answer["sources"])
+    if draft is not None and draft.rows:  # ended without an answer (an error): drop the draft too
+        draft.erase()
+        for pending in held:
+            _progress(pending, show)
     result = fold_events(events)
     result["question"] = question
     if as_json:
@@ -163,7 +170,35 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
     if "fatal" in result:
         if not as_json:
             click.echo(f"Error: {result['fatal']}", err=True)
+        if click.get_current_context().obj.get("debug") and result.get("traceback"):
+            click.echo(result["traceback"], err=True)
         sys.exit(1)
+
+
+class _Draft:
+    """The model's answer as it is written, on a terminal only; erased when the checked answer
+    (markers verified, no invented URL) takes its place."""
+
+    def __init__(self):
+        self.width = max(20, shutil.get_terminal_size().columns)
+        self.rows = 0
+        self.column = 0
+
+    def write(self, text: str) -> None:
+        if not self.rows:
+            click.secho("\nWriting (unchecked):", dim=True)
+            self.rows = 2
+        click.secho(text, nl=False, dim=True)
+        for char in text:
+            if char == "\n" or self.column + 1 >= self.width:
+                self.rows, self.column = self.rows + 1, 0
+            else:
+                self.column += 1
+
+    def erase(self) -> None:
+        if self.rows:
+            click.echo(f"\r\033[{self.rows}A\033[J", nl=False)
+            self.rows = self.column = 0
 
 
 @cli.command()

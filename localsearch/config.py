@@ -6,6 +6,7 @@ The core declares its own settings here; plugins add theirs through ``register_s
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class Setting:
     default: Any
     help: str
     owner: str = "core"
+    minimum: float = 0  # numbers below it (and NaN, infinity) are refused
 
 
 def config_path() -> Path:
@@ -45,9 +47,9 @@ def default_data_dir() -> str:
 CORE_SETTINGS = [
     Setting("engines", ["duckduckgo", "local"], "search engines to ask, by name"),
     Setting("offline", False, "answer from the local index only: no search, no fetch"),
-    Setting("max_pages", 5, "how many search results to fetch and read"),
-    Setting("top_k", 6, "how many passages the answer is built from"),
-    Setting("results_per_engine", 8, "results asked of each search engine"),
+    Setting("max_pages", 5, "how many search results to fetch and read", minimum=1),
+    Setting("top_k", 6, "how many passages the answer is built from", minimum=1),
+    Setting("results_per_engine", 8, "results asked of each search engine", minimum=1),
     Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
@@ -60,8 +62,16 @@ CORE_SETTINGS = [
 ]
 
 
-def _parse(name: str, raw: Any, default: Any, origin: str) -> Any:
-    """Coerce ``raw`` to the type of ``default``; strings (from env and flags) are parsed."""
+def _parse(setting: Setting, raw: Any, origin: str) -> Any:
+    """Coerce ``raw`` to the type of the setting's default; strings (env, flags) are parsed."""
+    value = _coerce(setting.name, raw, setting.default, origin)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (setting.minimum <= value < math.inf):
+        raise ConfigError(f"setting {setting.name!r} from {origin}: {raw!r} is not valid "
+                          f"(expected a finite number of at least {setting.minimum:g})")
+    return value
+
+
+def _coerce(name: str, raw: Any, default: Any, origin: str) -> Any:
     try:
         if isinstance(default, bool):
             if isinstance(raw, bool):
@@ -127,18 +137,20 @@ class Config:
                 from_file = tomllib.loads(path.read_text(encoding="utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
                 raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+            except OSError as error:
+                raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
             for name, raw in from_file.items():
                 if name not in by_name:
                     raise ConfigError(f"config file {path}: unknown setting {name!r} "
                                       f"(see `localsearch config` for the known ones)")
-                values[name] = _parse(name, raw, by_name[name].default, str(path))
+                values[name] = _parse(by_name[name], raw, str(path))
                 origins[name] = str(path)
 
         environ = os.environ if environ is None else environ
         for setting in settings:
             key = "LOCALSEARCH_" + setting.name.upper()
             if key in environ:
-                values[setting.name] = _parse(setting.name, environ[key], setting.default, key)
+                values[setting.name] = _parse(setting, environ[key], key)
                 origins[setting.name] = key
 
         for name, raw in (overrides or {}).items():
@@ -146,7 +158,7 @@ class Config:
                 continue
             if name not in by_name:
                 raise ConfigError(f"unknown setting {name!r}")
-            values[name] = _parse(name, raw, by_name[name].default, "command line")
+            values[name] = _parse(by_name[name], raw, "command line")
             origins[name] = "command line"
 
         if not values["data_dir"]:
@@ -174,7 +186,7 @@ class Config:
         for name, raw in changes.items():
             if name not in self._settings:
                 raise ConfigError(f"unknown setting {name!r}")
-            values[name] = _parse(name, raw, self._settings[name].default, "code")
+            values[name] = _parse(self._settings[name], raw, "code")
             origins[name] = "code"
         return Config(list(self._settings.values()), values, origins)
 

@@ -7,22 +7,23 @@ native-messaging host) only renders that stream. Each stage is a hook, so plugin
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import dataclasses
 import hashlib
 import inspect
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .citations import extractive_answer, ground_answer
+from .citations import extractive_answer, ground_answer, sanitize_answer_text
 from .config import Config
 from .errors import Cancelled, ConfigError, LocalsearchError, PluginError
 from .plugins import load_plugins, pm
 from .prompt import default_messages
-from .text import dot, normalize_url, split_sentences
-from .types import Answer, Document, Event, FetchStatus, Page, Passage, SearchResult, Source
+from .text import dot, is_fetchable_url, normalize_url, split_sentences
+from .types import Answer, Citation, Document, Event, FetchStatus, Page, Passage, SearchResult, Source
 
 __all__ = ["Pipeline", "Retrieval", "fold_events", "RRF_K"]
 
@@ -41,7 +42,6 @@ class Retrieval:
     passages: list[Passage] = field(default_factory=list)
     candidates: list[Passage] = field(default_factory=list)
     candidate_vectors: list[list[float]] = field(default_factory=list)
-    candidate_scores: list[float] = field(default_factory=list)
     prompt_passages: list[Passage] = field(default_factory=list)
 
 
@@ -150,6 +150,8 @@ class Pipeline:
             kind = "cancelled" if isinstance(error, Cancelled) else type(error).__name__
             yield Event("error", {"message": str(error), "fatal": True, "kind": kind,
                                   "timings": run.timings})
+        except Exception as error:  # a plugin's (or our) bug ends this question, not the process
+            yield _internal_error(error, run)
 
     def _retrieve(self, question, conversation, page, run) -> Iterator[Event]:
         question = (question or "").strip()
@@ -172,8 +174,14 @@ class Pipeline:
             yield run.end("load", embedder=self.embedder.name)
 
         yield run.start("plan")
-        queries = pm.hook.plan_queries(question=question, conversation=conversation or [], config=config)
-        queries = [q for q in (queries or [question]) if isinstance(q, str) and q.strip()] or [question]
+        try:
+            queries = pm.hook.plan_queries(question=question, conversation=conversation or [], config=config)
+        except Exception as error:  # a broken planner costs the plan, not the question
+            yield Event("error", {"message": f"query planning failed: {error}", "fatal": False, "stage": "plan"})
+            queries = None
+        if not isinstance(queries, list):
+            queries = [question]
+        queries = [q for q in queries if isinstance(q, str) and q.strip()] or [question]
         yield run.end("plan", queries=queries)
 
         yield run.start("search")
@@ -223,34 +231,49 @@ class Pipeline:
                 continue
             for query in queries:
                 jobs.append((name, query))
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(jobs)))
-        started = time.perf_counter()
-        futures = {pool.submit(self._run_engine, name, query): (name, query) for name, query in jobs}
-        ranked: list[tuple[str, list[SearchResult]]] = []
-        done, not_done = concurrent.futures.wait(futures, timeout=config.search_timeout)
-        for future, (name, query) in futures.items():
-            entry = report.setdefault(name, {"status": "ok", "error": "", "count": 0})
-            entry["seconds"] = round(time.perf_counter() - started, 3)
-            if future in not_done:
-                entry.update(status="timeout", error=f"no answer within {config.search_timeout:g} s")
-                continue
+        finished: dict[int, tuple[str, object, float]] = {}
+
+        def work(i: int, name: str, query: str) -> None:
+            started = time.perf_counter()
             try:
-                hits = future.result()
+                outcome = ("ok", self._run_engine(name, query))
             except LocalsearchError as error:
-                entry.update(status="error", error=str(error))
-                continue
+                outcome = ("error", str(error))
             except Exception as error:  # one broken engine must not sink the question
-                entry.update(status="error", error=f"{type(error).__name__}: {error}")
+                outcome = ("error", f"{type(error).__name__}: {error}")
+            finished[i] = (*outcome, time.perf_counter() - started)
+
+        # Daemon threads: an engine that hangs is abandoned at its timeout and never holds up
+        # the answer, nor the exit of the process.
+        threads = [threading.Thread(target=work, args=(i, name, query), daemon=True)
+                   for i, (name, query) in enumerate(jobs)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + config.search_timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        done = dict(finished)
+        ranked: list[tuple[str, list[SearchResult]]] = []
+        for i, (name, query) in enumerate(jobs):
+            entry = report.setdefault(name, {"status": "ok", "error": "", "count": 0, "seconds": 0.0})
+            if i not in done:
+                entry.update(status="timeout", error=f"no answer within {config.search_timeout:g} s",
+                             seconds=config.search_timeout)
                 continue
-            entry["count"] += len(hits)
-            ranked.append((name, hits))
-        pool.shutdown(wait=False, cancel_futures=True)  # a hung engine thread is abandoned, not awaited
+            status, value, seconds = done[i]
+            entry["seconds"] = round(max(entry["seconds"], seconds), 3)
+            if status == "error":
+                entry.update(status="error", error=value)
+                continue
+            entry["count"] += len(value)
+            ranked.append((name, value))
         return _fuse(ranked), report
 
     def _run_engine(self, name: str, query: str) -> list[SearchResult]:
         hits = self.engines[name].search(query, self.config.results_per_engine, self)
         if not isinstance(hits, list) or not all(isinstance(h, SearchResult) for h in hits):
             raise PluginError(f"engine {name} returned {type(hits).__name__}, not a list of SearchResult")
+        hits = [hit for hit in hits if is_fetchable_url(hit.url)]  # a malformed URL is dropped, not fatal
         for rank, hit in enumerate(hits, 1):
             hit.engine = hit.engine or name
             hit.rank = hit.rank or rank
@@ -267,6 +290,8 @@ class Pipeline:
                                  "pages": {u: {"status": s, "reason": r} for u, (s, r) in statuses.items()}})
         except LocalsearchError as error:
             yield Event("error", {"message": str(error), "fatal": True, "timings": run.timings})
+        except Exception as error:  # a plugin's (or our) bug ends this run, not the process
+            yield _internal_error(error, run)
 
     def _documents(self, urls, run, page, refresh=False):
         """Documents for ``urls``: from the page cache when fresh, else fetched, extracted and
@@ -275,6 +300,7 @@ class Pipeline:
         documents: dict[str, Document] = {}
         statuses: dict[str, tuple[str, str]] = {}
         to_fetch = []
+        stale: dict[str, Document] = {}  # cached but old: served only if fetching it again fails
         for url in urls:
             if page is not None and url == page.url:
                 continue
@@ -289,16 +315,23 @@ class Pipeline:
                 yield Event("page", {"url": url, "status": FetchStatus.ERROR, "reason": statuses[url][1]})
             else:
                 to_fetch.append(url)
+                if cached is not None:
+                    stale[url] = cached
 
         yield run.start("fetch")
         pages = self._fetch_all(to_fetch, run) if to_fetch else []
         if page is not None:
             pages.insert(0, page)
         for fetched in pages:
-            if not fetched.ok:
+            if fetched.ok:
+                continue
+            if fetched.url in stale:
+                documents[fetched.url] = stale[fetched.url]
+                statuses[fetched.url] = (FetchStatus.CACHED, f"older copy; fetching again: {fetched.status} {fetched.reason}".strip())
+            else:
                 statuses[fetched.url] = (fetched.status, fetched.reason)
-                yield Event("page", {"url": fetched.url, "status": fetched.status, "reason": fetched.reason,
-                                     "seconds": fetched.seconds})
+            yield Event("page", {"url": fetched.url, "status": statuses[fetched.url][0],
+                                 "reason": statuses[fetched.url][1], "seconds": fetched.seconds})
         yield run.end("fetch", pages=len(to_fetch))
 
         yield run.start("extract")
@@ -352,6 +385,9 @@ class Pipeline:
                     result = Page(url=url, status=FetchStatus.ERROR, reason=f"fetcher failed: {error}")
                 if result is None:
                     result = Page(url=url, status=FetchStatus.NO_FETCHER, reason="no plugin fetches this URL")
+                elif not isinstance(result, Page):
+                    result = Page(url=url, status=FetchStatus.ERROR,
+                                  reason=f"the fetcher returned {type(result).__name__}, not a Page")
                 result.url = url
                 result.seconds = result.seconds or round(time.perf_counter() - started, 4)
                 return result
@@ -366,6 +402,8 @@ class Pipeline:
             document = pm.hook.extract_document(page=page, config=self.config)
         except Exception as error:  # a page that breaks the extractor is skipped, not fatal
             return None, f"extractor failed: {type(error).__name__}: {error}"
+        if document is not None and not isinstance(document, Document):
+            return None, f"the extractor returned {type(document).__name__}, not a Document"
         if document is None or not document.text.strip():
             return None, "no main text found on the page"
         if len(document.text.split()) < self.config.min_words:  # menus and cookie notes are not content
@@ -410,7 +448,7 @@ class Pipeline:
         scores = [0.75 * dot(query_vector, v) + 0.25 * c.score for c, v in zip(candidates, vectors)]
         for candidate, score in zip(candidates, scores):
             candidate.score = round(score, 4)
-        retrieval.candidates, retrieval.candidate_vectors, retrieval.candidate_scores = candidates, vectors, scores
+        retrieval.candidates, retrieval.candidate_vectors = candidates, vectors
         budget, chosen = config.prompt_chars, []
         for i in sorted(range(len(candidates)), key=lambda j: -scores[j]):
             if len(candidates[i].text) + 1 > budget:
@@ -427,7 +465,7 @@ class Pipeline:
             yield Event("error", {"message": "the pages read have no passage to answer from", "fatal": False})
             yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings})
             return
-        extractive = extractive_answer(question, sources, retrieval.candidates, retrieval.candidate_scores)
+        extractive = extractive_answer(question, sources, retrieval.candidates)
         yield Event("extractive_answer", {"answer": extractive.to_dict()})
 
         answer = extractive
@@ -436,17 +474,22 @@ class Pipeline:
             yield Event("error", {"message": f"no LLM answer: {self.chat_model_error}", "fatal": False,
                                   "stage": "answer"})
         if model is not None:
+            extractive.model = model.name
             yield run.start("answer")
-            messages = pm.hook.build_prompt(question=question, sources=sources,
-                                            passages=retrieval.prompt_passages,
-                                            conversation=conversation or [], config=config)
+            try:
+                messages = pm.hook.build_prompt(question=question, sources=sources,
+                                                passages=retrieval.prompt_passages,
+                                                conversation=conversation or [], config=config)
+            except Exception as error:  # the built-in prompt stands in for a broken one
+                yield Event("error", {"message": f"prompt plugin failed: {error}", "fatal": False, "stage": "answer"})
+                messages = None
             messages = messages or default_messages(question, sources, retrieval.prompt_passages, conversation)
-            text, first_token = "", None
+            text, started, first_token = "", time.perf_counter(), None
             try:
                 for delta in model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature):
                     run.check()
                     if first_token is None:
-                        first_token = time.perf_counter()
+                        first_token = round(time.perf_counter() - started, 4)
                     text += delta
                     yield Event("answer_delta", {"text": delta})
             except Cancelled:
@@ -455,19 +498,41 @@ class Pipeline:
                 yield Event("error", {"message": f"the language model failed: {error}", "fatal": False,
                                       "stage": "answer"})
                 text = ""
-            yield run.end("answer", chars=len(text))
+            yield run.end("answer", chars=len(text), first_token=first_token)
             if text.strip():
                 yield run.start("verify")
-                answer = ground_answer(question, text, sources, retrieval.candidates,
-                                       retrieval.candidate_vectors, lambda t: self.embed(t, "passage"),
-                                       config.support_threshold,
-                                       {url: d.text for url, d in retrieval.documents.items()})
-                answer.model = model.name
-                yield run.end("verify", citations=len(answer.citations))
-        pm.hook.process_answer(answer=answer, passages=retrieval.prompt_passages, config=config)
-        allowed = {s.url for s in sources}
-        answer.citations = [c for c in answer.citations if c.url in allowed]
+                checked = ground_answer(question, text, sources, retrieval.candidates,
+                                        retrieval.candidate_vectors, lambda t: self.embed(t, "passage"),
+                                        config.support_threshold,
+                                        {url: d.text for url, d in retrieval.documents.items()})
+                checked.model = model.name
+                yield run.end("verify", citations=len(checked.citations))
+                if any(c.supported for c in checked.citations):
+                    answer = checked
+                else:
+                    # Nothing the model wrote is backed by a source: the cited extract is the honest answer.
+                    yield Event("error", {"message": "no source supports the model's answer, so the extractive "
+                                          f"answer stands (the model wrote: {checked.text})",
+                                          "fatal": False, "stage": "verify"})
+
+        numbers = {s.n: s.url for s in sources}
+        frozen = [dataclasses.replace(s) for s in sources]
+        try:
+            pm.hook.process_answer(answer=answer, passages=retrieval.prompt_passages, config=config)
+        except Exception as error:  # a broken post-processor costs its edit, not the answer
+            yield Event("error", {"message": f"answer plugin failed: {error}", "fatal": False, "stage": "verify"})
+        # Whatever a plugin did: sources are the pages we read, and every citation names one of them.
+        answer.sources = frozen
+        answer.citations = [c for c in answer.citations
+                            if isinstance(c, Citation) and numbers.get(c.n) == c.url]
+        answer.text = sanitize_answer_text(answer.text, numbers)
         yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings})
+
+
+def _internal_error(error: Exception, run: _Run) -> Event:
+    """A fatal error event for an unexpected exception, with the traceback for ``--debug``."""
+    return Event("error", {"message": f"internal error: {type(error).__name__}: {error}", "fatal": True,
+                           "kind": "internal", "traceback": traceback.format_exc(), "timings": run.timings})
 
 
 def _fuse(ranked: list[tuple[str, list[SearchResult]]]) -> list[SearchResult]:
@@ -510,6 +575,8 @@ def fold_events(events) -> dict:
             result["errors"].append(event.data["message"])
             if event.data.get("fatal"):
                 result["fatal"] = event.data["message"]
+                if "traceback" in event.data:
+                    result["traceback"] = event.data["traceback"]
         if "timings" in event.data:
             result["timings"] = dict(event.data["timings"])
     return result

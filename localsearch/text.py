@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["split_sentences", "normalize_url", "dot", "CITATION_RE"]
+__all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -13,7 +13,24 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z0-9�
 # Abbreviations that end in a dot but rarely end a sentence.
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "prof", "no", "fig",
                   "jr", "sr", "inc", "ltd", "co", "approx", "ca", "cf", "mt"}
-CITATION_RE = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# [1], [1, 2], [1][2], [1-3], [1–3], [1 and 2], [source 1], [Sources 1, 2]: small models write them all.
+CITATION_RE = re.compile(r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:[,;\-–]|and)\s*\d+)*)\]", re.I)
+_MAX_RANGE = 20
+
+
+def citation_numbers(group: str) -> list[int]:
+    """The source numbers a CITATION_RE group names, ranges expanded, in order, once each."""
+    numbers: list[int] = []
+    tokens = re.findall(r"\d+|[\-–]", group)
+    for i, token in enumerate(tokens):
+        if token in "-–":
+            continue
+        n = int(token)
+        if i >= 2 and tokens[i - 1] in "-–" and numbers and 0 < n - numbers[-1] <= _MAX_RANGE:
+            numbers.extend(range(numbers[-1] + 1, n + 1))
+        else:
+            numbers.append(n)
+    return list(dict.fromkeys(numbers))
 
 
 def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:
@@ -51,6 +68,18 @@ def normalize_url(url: str) -> str:
                        if not _TRACKING.match(k)])
     path = parts.path.rstrip("/") if parts.path not in ("", "/") else ""
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+
+
+def is_fetchable_url(url: object) -> bool:
+    """Whether ``url`` is an absolute http(s) URL with a host, or a file:// URL."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname)) or parts.scheme == "file"
 
 
 def dot(a: list[float], b: list[float]) -> float:

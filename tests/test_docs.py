@@ -30,6 +30,7 @@ def test_every_hook_states_its_call_behaviour():
         assert fn.__doc__ and ("firstresult" in fn.__doc__) == (kind == "firstresult"), fn.__name__
         section = reference.split(f"## {fn.__name__}(")[1].split("\n## ")[0]
         assert f"Call behaviour: **{kind}**" in section, fn.__name__
+        assert inspect.cleandoc(fn.__doc__) in section, f"the docstring of {fn.__name__} differs in the docs"
 
 
 def test_readme_starts_with_the_two_commands():

@@ -29,8 +29,12 @@ def test_ask_json_with_the_llm_cites_served_pages_and_caches(home, web):
     args = ["ask", "--json", "--engine", "searxng", "--searxng-url", web.url, "--max-pages", "3", QUESTION]
     result = json.loads(run(home, *args, check=True).stdout)
     assert result["question"] == QUESTION
-    assert result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and result["extractive"] is False
+    assert result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"  # the model was asked ...
     assert result["answer"].strip()
+    if result["extractive"]:  # ... and its answer stands only if a source supports it
+        assert any("no source supports the model's answer" in e for e in result["errors"])
+    else:
+        assert any(c["supported"] for c in result["citations"])
     served = set(web.article_urls())
     assert result["sources"] and all(s["url"] in served for s in result["sources"])
     numbers = {s["n"]: s["url"] for s in result["sources"]}
@@ -50,6 +54,18 @@ def test_ask_json_with_the_llm_cites_served_pages_and_caches(home, web):
     again = json.loads(run(home, *args, check=True).stdout)
     assert web.count("/articles/") == fetched, "the second ask was served from the page cache"
     assert {s["status"] for s in again["sources"]} == {"cached"}
+
+
+def test_the_llm_answer_streams_in_process(make_pipeline, web):
+    events = list(make_pipeline(llm=True).ask(QUESTION))
+    kinds = [e.type for e in events]
+    assert "answer_delta" in kinds, [e.data for e in events if e.type == "error"]
+    assert kinds.index("extractive_answer") < kinds.index("answer_delta") < kinds.index("answer")
+    streamed = "".join(e.data["text"] for e in events if e.type == "answer_delta")
+    assert streamed.strip()
+    answer_stage = next(e.data for e in events if e.type == "stage_end" and e.data["stage"] == "answer")
+    assert 0 < answer_stage["first_token"] <= answer_stage["seconds"]
+    assert answer_stage["chars"] == len(streamed)
 
 
 def test_ask_streams_a_cited_answer_with_progress(home, web):
@@ -86,7 +102,8 @@ def test_examples_answer_offline_like_the_readme_says(home):
     (["ask", "--model", "/nonexistent.gguf", "hello"], "no such file"),
     (["ask", "--max-pages", "0", "hello"], "--max-pages"),
     (["index", "not-a-url-or-file"], "neither a URL"),
-    (["ask", "--engine", "altavista", "hello"], "unknown search engine altavista; installed: duckduckgo, local"),
+    (["ask", "--engine", "altavista", "hello"],
+     "unknown search engine altavista; installed: duckduckgo, local, searxng"),
 ])
 def test_bad_arguments_fail_with_one_line(home, args, message):
     result = run(home, *args)

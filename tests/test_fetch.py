@@ -31,6 +31,7 @@ def fetch(url, config) -> Page:
     ("/huge", FetchStatus.TOO_LARGE, "cap"),
     ("/huge-nolength", FetchStatus.TOO_LARGE, "cap"),
     ("/redirect-loop/a", FetchStatus.REDIRECT_LOOP, "/redirect-loop/a"),
+    ("/gzip-bomb", FetchStatus.TOO_LARGE, "unpacks to over"),
 ])
 def test_bad_pages_get_a_clear_status(web, config, path, status, reason):
     page = fetch(web.url + path, config)
@@ -64,6 +65,19 @@ def test_legacy_encodings_decode_like_a_browser(web, config, slug, expected):
     source = article.body.decode("cp1252" if article.encoding.startswith(("iso", "windows")) else article.encoding)
     assert page.html == source
     assert any(ord(ch) > 127 for ch in page.html)  # the accents really arrived as text
+
+
+def test_raw_deflate_is_unpacked(web, config):
+    page = fetch(web.url + "/deflate-raw", config)
+    assert page.ok and "Harrowmere" in page.html
+
+
+@pytest.mark.parametrize("path", ["/meta-base64", "/meta-utf16"])
+def test_nonsense_meta_charsets_fall_back_to_utf8(web, config, path):
+    from testweb import CHARSET_TEXT
+
+    page = fetch(web.url + path, config)
+    assert page.ok and CHARSET_TEXT in page.html
 
 
 def test_invalid_utf8_is_replaced_and_noted(web, config):

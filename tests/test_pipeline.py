@@ -170,16 +170,25 @@ def test_questions_without_answers_end_in_a_clear_error(make_pipeline, question,
 
 
 def test_no_plugin_can_cite_an_unfetched_url(make_pipeline, web):
+    from localsearch.types import Source
+
     class Inventor:
         @hookimpl
         def process_answer(self, answer):
-            answer.citations.append(Citation(n=99, url="https://invented.example/", title="x",
+            answer.sources.append(Source(n=9, url="https://invented.example/", title="x", status="ok"))
+            answer.citations.append(Citation(n=9, url="https://invented.example/", title="x",
                                              quote="made up", supported=True))
+            answer.citations.append(Citation(n=1, url=answer.sources[1].url, title="wrong number",
+                                             quote="made up", supported=True))
+            answer.citations.append("not a citation")
+            answer.text += " More at https://invented.example/ [9]."
 
     with registered(Inventor(), "inventor"):
         result = answer_of(make_pipeline().ask(QUESTION))
-    assert result["citations"]
-    assert all(c["url"] != "https://invented.example/" for c in result["citations"])
+    sources = {s["n"]: s["url"] for s in result["sources"]}
+    assert "https://invented.example/" not in sources.values() and 9 not in sources
+    assert result["citations"] and all(sources[c["n"]] == c["url"] for c in result["citations"])
+    assert "invented" not in result["answer"] and "[9]" not in result["answer"]
 
 
 def test_a_failing_extractor_skips_the_page(make_pipeline, web):
@@ -193,6 +202,63 @@ def test_a_failing_extractor_skips_the_page(make_pipeline, web):
         result = answer_of(make_pipeline().ask(QUESTION))
     source = next(s for s in result["sources"] if "harrowmere" in s["url"])
     assert source["status"] == "no content" and "parser exploded" in source["reason"]
+
+
+def test_broken_plugins_cost_their_stage_not_the_question(make_pipeline, web):
+    class Broken:
+        @hookimpl(tryfirst=True)
+        def plan_queries(self):
+            raise RuntimeError("planner exploded")
+
+        @hookimpl(tryfirst=True)
+        def fetch_page(self, url):
+            return "a string, not a Page" if "quillstone" in url else None
+
+        @hookimpl(tryfirst=True)
+        def extract_document(self, page):
+            return {"text": "a dict"} if "kestrel" in page.url else None
+
+        @hookimpl
+        def process_answer(self):
+            raise RuntimeError("post-processor exploded")
+
+    urls = [web.url + "/articles/" + slug for slug in ("quillstone-3-release", "kestrel-valley-comet",
+                                                        "harrowmere-lighthouse")]
+    with registered(FixedResults(urls), "fixed-results"), registered(Broken(), "broken"):
+        result = answer_of(make_pipeline(engines=["fixed"]).ask(QUESTION))
+    assert "fatal" not in result, result
+    status = {s["url"].rsplit("/", 1)[1]: (s["status"], s["reason"]) for s in result["sources"]}
+    assert status["quillstone-3-release"] == ("error", "the fetcher returned str, not a Page")
+    assert status["kestrel-valley-comet"] == ("no content", "the extractor returned dict, not a Document")
+    assert status["harrowmere-lighthouse"][0] == "ok" and result["citations"]
+    assert "query planning failed: planner exploded" in result["errors"]
+    assert "answer plugin failed: post-processor exploded" in result["errors"]
+
+
+def test_a_crashing_chunker_ends_the_question_with_its_traceback(make_pipeline, web):
+    class Crashing:
+        @hookimpl(tryfirst=True)
+        def chunk_document(self):
+            raise ZeroDivisionError("chunker bug")
+
+    with registered(Crashing(), "crashing"):
+        result = answer_of(make_pipeline().ask(QUESTION))
+    assert result["fatal"] == "internal error: ZeroDivisionError: chunker bug"
+    assert "Traceback" in result["traceback"] and "chunk_document" in result["traceback"]
+
+
+def test_a_stale_page_that_cannot_be_fetched_again_is_served_from_the_cache(make_pipeline, tmp_path):
+    page = tmp_path / "notes.html"
+    page.write_text("<html><head><title>Notes</title></head><body><article><p>The Fenwick orchard "
+                    "cooperative meets on Thursday 9 May at the old mill, because the barn roof is "
+                    "being repaired by volunteers this spring.</p></article></body></html>")
+    list(make_pipeline().index([page.as_uri()]))
+    page.unlink()
+    with registered(FixedResults([page.as_uri()]), "fixed-results"):
+        result = answer_of(make_pipeline(engines=["fixed"], freshness_hours=0.0).ask("Where does the cooperative meet?"))
+    (source,) = result["sources"]
+    assert source["status"] == "cached" and "no such file" in source["reason"]
+    assert "old mill" in result["citations"][0]["quote"]
 
 
 def test_cancel_stops_the_question(make_pipeline):

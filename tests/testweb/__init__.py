@@ -19,6 +19,7 @@ import random
 import re
 import socketserver
 import threading
+import zlib
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -48,6 +49,15 @@ STOPWORDS = set(
     "been being about after before over under not but can could would should will each per one "
     "also our your you all any some more most other such only own same very just".split()
 )
+
+
+CHARSET_TEXT = "Plain words with one accent: café."
+
+
+@cache
+def _gzip_bomb() -> bytes:
+    packer = zlib.compressobj(wbits=31)
+    return packer.compress(b"<p>" + b"a" * 20_000_000 + b"</p>") + packer.flush()
 
 
 @dataclass(frozen=True)
@@ -112,10 +122,11 @@ def _snippet(text: str, n: int = 150) -> str:
     return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " …"
 
 
-def _simple_page(title: str, paragraphs: list[str], lang: str = "en") -> str:
+def _simple_page(title: str, paragraphs: list[str], charset_meta: str = '<meta charset="utf-8">',
+                 lang: str = "en") -> str:
     """A plain article-like page (title, nav, <article>, footer)."""
     ps = "\n".join(f"<p>{p}</p>" for p in paragraphs)
-    return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="{lang}"><head>{charset_meta}<title>{title}</title>'
             f'</head>\n<body><nav><a href="/">Home</a> | <a href="/news">News</a></nav>\n'
             f"<article><h1>{title}</h1>\n{ps}\n</article>\n"
             f"<footer><p>&copy; 2024 Test Web. All rights reserved.</p></footer></body></html>\n")
@@ -248,6 +259,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send(200, BAD_UTF8_PAGE)
         if path == "/empty":
             return self.send(200, EMPTY_PAGE)
+        if path == "/gzip-bomb":  # 20 KB on the wire, 20 MB once unpacked
+            return self.send(200, _gzip_bomb(), headers={"Content-Encoding": "gzip"})
+        if path == "/deflate-raw":  # deflate without the zlib wrapper, as some servers send it
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            body = packer.compress(by_slug["harrowmere-lighthouse"].body) + packer.flush()
+            return self.send(200, body, headers={"Content-Encoding": "deflate"})
+        if path == "/meta-base64":  # a <meta charset> naming a codec that is no text encoding
+            return self.send(200, _simple_page("Odd charset", [CHARSET_TEXT], '<meta charset="base64">').encode(), "text/html")
+        if path == "/meta-utf16":  # browsers read a UTF-16 <meta> on a BOM-less page as UTF-8
+            return self.send(200, _simple_page("Odd charset", [CHARSET_TEXT], '<meta charset="utf-16">').encode(), "text/html")
         return self.send_html(404, "Not Found")
 
     def redirect(self, status: int, location: str):
