@@ -50,6 +50,7 @@ CORE_SETTINGS = [
     Setting("max_pages", 5, "how many search results to fetch and read", minimum=1),
     Setting("top_k", 6, "how many passages the answer is built from", minimum=1),
     Setting("results_per_engine", 8, "results asked of each search engine", minimum=1),
+    Setting("fetch_concurrency", 32, "pages fetched at the same time", minimum=1),
     Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),

@@ -369,7 +369,7 @@ class Pipeline:
         return documents, statuses
 
     def _fetch_all(self, urls: list[str], run: _Run) -> list[Page]:
-        limit = asyncio.Semaphore(max(1, int(self.config.get("fetch_concurrency", 8))))
+        limit = asyncio.Semaphore(self.config.fetch_concurrency)
 
         async def one(url: str) -> Page:
             async with limit:

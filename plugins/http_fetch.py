@@ -25,7 +25,6 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 @hookimpl(trylast=True)
 def register_settings(register):
     register("fetch_timeout", 10.0, "seconds one page may take to download")
-    register("fetch_concurrency", 8, "pages downloaded at the same time")
     register("max_page_bytes", 5_000_000, "larger pages are skipped as 'too large'")
     register("max_redirects", 5, "redirects followed before a page is given up")
     register("user_agent", "Mozilla/5.0 (X11; Linux x86_64) localsearch/0.1", "User-Agent header of page fetches")
