@@ -43,10 +43,26 @@ def cli(ctx, debug):
     ctx.obj["debug"] = debug or bool(os.environ.get("LOCALSEARCH_DEBUG"))
 
 
-def _pipeline(**overrides):
+def _run(overrides: dict, method: str, *, local: dict | None = None, **arguments):
+    """(config, events) of ``Pipeline.<method>``: run by a ``localsearch serve`` if one is
+    running (its models are warm, and only one process then writes the index), else here,
+    reusing the pipeline kept in ``local`` if the caller passes a dict for it."""
+    from .config import Config
+
+    settings = {k: v for k, v in overrides.items() if v is not None}
+    config = Config.load(settings)
+    if config.use_server:
+        from .server import remote_call
+
+        events = remote_call(config, settings, method, **arguments)
+        if events is not None:
+            return config, events
     from .pipeline import Pipeline
 
-    return Pipeline(**{k: v for k, v in overrides.items() if v is not None})
+    local = {} if local is None else local
+    if "pipeline" not in local:
+        local["pipeline"] = Pipeline(config=config)
+    return config, getattr(local["pipeline"], method)(**arguments)
 
 
 def _retrieval_options(function):
@@ -127,12 +143,12 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         raise click.UsageError("the question is empty")
     if model_path and not Path(model_path).expanduser().is_file():
         raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
-    pipeline = _pipeline(**_overrides(engines, searxng_url, max_pages, top_k, offline,
-                                      model=model_path, llm=False if no_llm else None))
+    config, stream = _run(_overrides(engines, searxng_url, max_pages, top_k, offline,
+                                     model=model_path, llm=False if no_llm else None), "ask", question=question)
     show = not quiet and not as_json
     draft = _Draft() if sys.stdout.isatty() and not as_json else None
     events, held, shown_extract = [], [], False
-    for event in pipeline.ask(question):
+    for event in stream:
         events.append(event)
         if draft is not None and draft.rows and event.type != "answer":
             if event.type != "answer_delta":
@@ -142,7 +158,7 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             _progress(event, show)
         if as_json:
             continue
-        if event.type == "extractive_answer" and pipeline.config.llm:
+        if event.type == "extractive_answer" and config.llm:
             click.secho("\nFrom the sources:", bold=True)
             click.echo(event.data["answer"]["text"])
             shown_extract = True
@@ -208,9 +224,10 @@ class _Draft:
 def search(query, engines, searxng_url, max_pages, top_k, offline, as_json):
     """Find passages for QUERY (retrieval only, no language model)."""
     query = " ".join(query).strip()
-    pipeline = _pipeline(**_overrides(engines, searxng_url, max_pages, top_k, offline))
+    _, stream = _run(_overrides(engines, searxng_url, max_pages, top_k, offline), "ask", question=query,
+                     generate=False)
     sources, passages, fatal = [], [], None
-    for event in pipeline.ask(query, generate=False):
+    for event in stream:
         _progress(event, not as_json)
         if event.type == "sources":
             sources, passages = event.data["sources"], event.data["passages"]
@@ -251,13 +268,13 @@ def _as_url(target: str) -> list[str]:
 def index(targets, refresh, as_json):
     """Fetch and index URLs, HTML files or folders of them, for later questions."""
     urls = [url for target in targets for url in _as_url(target)]
-    pipeline = _pipeline()
-    pages, failed = {}, 0
-    for event in pipeline.index(urls, refresh=refresh):
+    _, stream = _run({}, "index", urls=urls, refresh=refresh)
+    pages, failed, passages = {}, 0, 0
+    for event in stream:
         if event.type == "error" and event.data.get("fatal"):
             raise LocalsearchError(event.data["message"])
         if event.type == "done":
-            pages = event.data["pages"]
+            pages, passages = event.data["pages"], event.data["passages"]
     for url in urls:
         status = pages.get(url, {"status": "error", "reason": "not processed"})
         failed += status["status"] not in ("ok", "cached")
@@ -265,11 +282,20 @@ def index(targets, refresh, as_json):
             reason = f" ({status['reason']})" if status.get("reason") else ""
             click.echo(f"{status['status']:<10} {url}{reason}")
     if as_json:
-        click.echo(json.dumps({"pages": pages, "passages": pipeline.store.count()}, indent=2))
+        click.echo(json.dumps({"pages": pages, "passages": passages}, indent=2))
     else:
-        click.echo(f"{len(urls) - failed} of {len(urls)} pages indexed; {pipeline.store.count()} passages in the index")
+        click.echo(f"{len(urls) - failed} of {len(urls)} pages indexed; {passages} passages in the index")
     if failed == len(urls):
         sys.exit(1)
+
+
+@cli.command()
+def serve():
+    """Keep the models loaded and answer every `localsearch ask` from this one warm process."""
+    from .config import Config
+    from .server import serve as run_server
+
+    run_server(Config.load())
 
 
 @cli.command()

@@ -54,6 +54,7 @@ CORE_SETTINGS = [
     Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
+    Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
     Setting("max_tokens", 256, "most tokens the language model may write"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),

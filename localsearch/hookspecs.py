@@ -114,8 +114,9 @@ def chat_model(config):
 
     firstresult, called once per pipeline, when the LLM is wanted. The object has ``name`` and
     ``stream(messages, max_tokens, temperature) -> iterator of str`` (text deltas of a chat
-    completion). If no implementation returns a model, or the model fails, the extractive
-    answer is the answer.
+    completion), and optionally ``last_usage`` (``{"prompt_tokens", "completion_tokens"}`` of
+    the last stream, reported in the answer stage's timings). If no implementation returns a
+    model, or the model fails, the extractive answer is the answer.
     """
 
 

@@ -129,6 +129,17 @@ class Pipeline:
             self._engines = engines
         return self._engines
 
+    def warm_up(self, with_model: bool = False) -> None:
+        """Load the embedder and open the store now (and the answer model, if asked), so the
+        first question does not pay for it."""
+        self.embed(["warm up"], "query")
+        self.store.count()
+        self._loaded = True
+        if with_model:
+            model = self.chat_model()
+            if model is not None and hasattr(model, "load"):
+                model.load()
+
     def embed(self, texts: list[str], kind: str = "passage") -> list[list[float]]:
         if not texts:
             return []
@@ -168,9 +179,7 @@ class Pipeline:
             # Loading the embedder and opening the store take seconds once per process; as a
             # stage of their own they do not hide inside whichever stage first needs them.
             yield run.start("load")
-            self.embed(["warm up"], "query")
-            self.store.count()
-            self._loaded = True
+            self.warm_up()
             yield run.end("load", embedder=self.embedder.name)
 
         yield run.start("plan")
@@ -286,7 +295,7 @@ class Pipeline:
         run = _Run(cancel)
         try:
             _, statuses = yield from self._documents(urls, run, None, refresh=refresh)
-            yield Event("done", {"timings": run.timings,
+            yield Event("done", {"timings": run.timings, "passages": self.store.count(),
                                  "pages": {u: {"status": s, "reason": r} for u, (s, r) in statuses.items()}})
         except LocalsearchError as error:
             yield Event("error", {"message": str(error), "fatal": True, "timings": run.timings})
@@ -498,7 +507,8 @@ class Pipeline:
                 yield Event("error", {"message": f"the language model failed: {error}", "fatal": False,
                                       "stage": "answer"})
                 text = ""
-            yield run.end("answer", chars=len(text), first_token=first_token)
+            usage = getattr(model, "last_usage", None) or {}  # optional: what the model can report
+            yield run.end("answer", chars=len(text), first_token=first_token, **usage)
             if text.strip():
                 yield run.start("verify")
                 checked = ground_answer(question, text, sources, retrieval.candidates,

@@ -39,6 +39,7 @@ class LlamaCppModel:
     def __init__(self, path: Path, n_ctx: int, n_threads: int, seed: int):
         self.path, self.n_ctx, self.n_threads, self.seed = path, n_ctx, n_threads, seed
         self.name = path.name
+        self.last_usage: dict | None = None
 
     @property
     def llama(self):
@@ -55,15 +56,23 @@ class LlamaCppModel:
                     raise ConfigError(f"cannot load GGUF model {self.path}: {error}") from None
             return _models[key]
 
+    def load(self) -> None:
+        """Load the GGUF now rather than at the first answer."""
+        self.llama
+
     def stream(self, messages, max_tokens=256, temperature=0.2):
         llama = self.llama
         with _generating[id(llama)]:  # one llama.cpp context serves one generation at a time
             chunks = llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
                                                   temperature=temperature, seed=self.seed, stream=True)
+            completion = 0
             for chunk in chunks:
                 delta = chunk["choices"][0].get("delta", {}).get("content")
                 if delta:
+                    completion += 1  # a streamed chunk is one token
                     yield delta
+            # Streaming completions carry no usage; the context now holds prompt + completion.
+            self.last_usage = {"prompt_tokens": llama.n_tokens - completion, "completion_tokens": completion}
 
 
 @atexit.register

@@ -33,6 +33,14 @@ def test_every_hook_states_its_call_behaviour():
         assert inspect.cleandoc(fn.__doc__) in section, f"the docstring of {fn.__name__} differs in the docs"
 
 
+def test_the_reference_is_what_the_generator_writes():
+    import runpy
+
+    generator = runpy.run_path(str(ROOT / "scripts" / "hook_reference.py"))
+    current = (ROOT / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+    assert current == generator["render"](current), "run scripts/hook_reference.py to update the docs"
+
+
 def test_readme_starts_with_the_two_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", readme, re.S)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -103,3 +104,54 @@ def test_a_dead_llm_server_falls_back_to_the_extractive_answer(make_pipeline, we
     result = fold_events(make_pipeline(llm=True, llm_url=f"http://127.0.0.1:{free_port()}/v1").ask(QUESTION))
     assert result["extractive"] and result["citations"]
     assert any("cannot reach the LLM server" in message for message in result["errors"])
+
+
+@pytest.fixture
+def warm_server(home, tmp_path):
+    environment = {"LOCALSEARCH_DATA_DIR": str(home / "data"), "LOCALSEARCH_CONFIG": str(home / "config.toml")}
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT, env={**os.environ, **environment})
+    deadline = time.monotonic() + 120
+    while "serving on" not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    yield environment, log
+    stop(process)
+
+
+def cli(environment, *args):
+    return subprocess.run([sys.executable, "-m", "localsearch", *args], capture_output=True, text=True,
+                          env={**os.environ, **environment}, timeout=300)
+
+
+def test_the_warm_server_answers_the_cli(warm_server, web):
+    environment, log = warm_server
+    indexed = cli(environment, "index", web.url + "/articles/kestrel-valley-comet")
+    assert indexed.returncode == 0 and "1 of 1 pages indexed" in indexed.stdout
+    asked = cli(environment, "ask", "--json", "--searxng-url", web.url, QUESTION)
+    result = json.loads(asked.stdout)
+    assert result["citations"] and result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    served = log.read_text()
+    assert "index: " in served and f"ask: {json.dumps({'question': QUESTION})}" in served
+    assert "already running" in cli(environment, "serve").stderr
+
+
+def test_a_bad_request_to_the_server_is_an_error_event(warm_server):
+    import socket as sockets
+
+    environment, _ = warm_server
+    for request in (b"not json\n", b'{"method": "shutdown"}\n', b'{"method": "ask", "arguments": {"rm": 1}}\n'):
+        with sockets.socket(sockets.AF_UNIX) as connection:
+            connection.connect(str(Path(environment["LOCALSEARCH_DATA_DIR"]) / "serve.sock"))
+            connection.sendall(request)
+            reply = json.loads(connection.makefile().readline())
+        assert reply["type"] == "error" and reply["data"]["fatal"] and "bad request" in reply["data"]["message"]
+
+
+def test_a_stale_socket_file_means_asking_in_process(home, web):
+    (home / "data").mkdir()
+    (home / "data" / "serve.sock").write_text("left behind")
+    environment = {"LOCALSEARCH_DATA_DIR": str(home / "data"), "LOCALSEARCH_CONFIG": str(home / "config.toml")}
+    asked = cli(environment, "ask", "--json", "--no-llm", "--searxng-url", web.url, QUESTION)
+    assert asked.returncode == 0 and json.loads(asked.stdout)["citations"]

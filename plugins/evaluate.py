@@ -1,0 +1,122 @@
+"""``localsearch eval FILE.jsonl``: answer accuracy, citation precision, support and latency
+over a set of questions with expected answers and gold sources.
+
+Each line of the file: ``{"question": ..., "answer_pattern": "<regex>", "gold": [urls]}``;
+gold entries that are paths (``/articles/x``) are resolved against ``--base-url``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from urllib.parse import urljoin
+
+import click
+
+from localsearch import hookimpl
+from localsearch.errors import LocalsearchError
+
+__all__ = ["load_questions", "evaluate"]
+
+
+def load_questions(path: str, base_url: str = "") -> list[dict]:
+    """Read and check the question file; a bad line is a clear error naming its number."""
+    questions = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                question, pattern = item["question"], re.compile(item["answer_pattern"], re.I)
+                gold = [urljoin(base_url, url) if base_url else url for url in item.get("gold", [])]
+            except (ValueError, KeyError, TypeError, re.error) as error:
+                raise LocalsearchError(f"{path} line {number}: not a question line ({error})") from None
+            questions.append({"question": question, "pattern": pattern, "gold": gold})
+    if not questions:
+        raise LocalsearchError(f"{path} has no questions")
+    return questions
+
+
+def score(item: dict, result: dict, seconds: float) -> dict:
+    """One question's figures from its folded ``ask`` result."""
+    cited = list(dict.fromkeys(c["url"] for c in result.get("citations", [])))
+    return {
+        "question": item["question"],
+        "answer": result.get("answer", ""),
+        "correct": bool(item["pattern"].search(result.get("answer", ""))),
+        "cited": len(cited),
+        "cited_gold": sum(url in item["gold"] for url in cited),
+        "gold_cited": any(url in item["gold"] for url in cited),
+        "citations": len(result.get("citations", [])),
+        "supported": sum(c["supported"] for c in result.get("citations", [])),
+        "extractive": result.get("extractive", True),
+        "error": result.get("fatal"),
+        "seconds": round(seconds, 3),
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    cited = sum(r["cited"] for r in rows)
+    citations = sum(r["citations"] for r in rows)
+    seconds = sorted(r["seconds"] for r in rows)
+    return {
+        "questions": len(rows),
+        "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3),
+        "citation_precision": round(sum(r["cited_gold"] for r in rows) / cited, 3) if cited else None,
+        "gold_source_cited": round(sum(r["gold_cited"] for r in rows) / len(rows), 3),
+        "supported_share": round(sum(r["supported"] for r in rows) / citations, 3) if citations else None,
+        "model_answers": sum(not r["extractive"] for r in rows),
+        "errors": sum(bool(r["error"]) for r in rows),
+        "median_seconds": round(statistics.median(seconds), 3),
+        "p90_seconds": round(seconds[min(len(seconds) - 1, int(0.9 * len(seconds)))], 3),
+    }
+
+
+def evaluate(ask, questions: list[dict], progress=None) -> dict:
+    """Ask every question (``ask(question)`` returns its events); rows and the summary."""
+    from localsearch.pipeline import fold_events
+
+    rows = []
+    for item in questions:
+        started = time.perf_counter()
+        result = fold_events(ask(item["question"]))
+        rows.append(score(item, result, time.perf_counter() - started))
+        if progress:
+            progress(rows[-1])
+    return {"summary": summarize(rows), "questions": rows}
+
+
+@hookimpl(trylast=True)
+def register_commands(cli):
+    from localsearch.cli import _overrides, _retrieval_options, _run
+
+    @cli.command(name="eval")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @_retrieval_options
+    @click.option("--base-url", default="", help="Resolve gold paths like /articles/x against this URL.")
+    @click.option("--no-llm", is_flag=True, help="Evaluate the extractive answer only.")
+    @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON: the summary and every question.")
+    def evaluate_command(path, engines, searxng_url, max_pages, top_k, offline, base_url, no_llm, limit, as_json):
+        """Measure answers against FILE.jsonl: accuracy, citation precision, support, latency."""
+        questions = load_questions(path, base_url or searxng_url or "")[:limit]
+        overrides = _overrides(engines, searxng_url, max_pages, top_k, offline, llm=False if no_llm else None)
+        local: dict = {}  # without a server, one pipeline in this process serves every question
+
+        def ask(question):
+            return _run(overrides, "ask", local=local, question=question)[1]
+
+        def progress(row):
+            if not as_json:
+                mark = click.style("✓", fg="green") if row["correct"] else click.style("✗", fg="red")
+                click.echo(f"{mark} {row['seconds']:6.2f}s  {row['question']}", err=True)
+
+        report = evaluate(ask, questions, progress)
+        if as_json:
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+            return
+        for name, value in report["summary"].items():
+            click.echo(f"{name:<20} {value}")
