@@ -22,7 +22,7 @@ from .config import Config
 from .errors import Cancelled, ConfigError, LocalsearchError, PluginError
 from .plugins import load_plugins, pm
 from .prompt import default_messages
-from .text import dot, is_fetchable_url, normalize_url, split_sentences
+from .text import dot, is_fetchable_url, keyword_scores, normalize_url, split_sentences
 from .types import Answer, Citation, Document, Event, FetchStatus, Page, Passage, SearchResult, Source
 
 __all__ = ["Pipeline", "Retrieval", "fold_events", "RRF_K"]
@@ -440,30 +440,43 @@ class Pipeline:
 
     # -- retrieval and answer ------------------------------------------------------------
     def _select(self, question: str, retrieval: Retrieval) -> None:
-        """Nearest passages of this question's documents, then their best sentences."""
+        """The best sentences of this question's pages: nearest passages first, then each of
+        their sentences scored by meaning and by the question's rarer words."""
         config = self.config
         query_vector = self.embed([question], "query")[0]
-        urls = list(retrieval.documents)
-        retrieval.passages = self.store.query(query_vector, config.top_k, urls=urls)
+        # Cast the net wider than top_k: the sentence with the answer is often in a passage
+        # that is not among the few nearest as a whole.
+        passages = self.store.query(query_vector, config.top_k * config.candidate_factor,
+                                    urls=list(retrieval.documents))
         candidates: list[Passage] = []
-        for passage in retrieval.passages:
+        owners: list[int] = []  # the passage each candidate sentence comes from
+        for i, passage in enumerate(passages):
             for start, end in split_sentences(passage.text, passage.start):
                 text = passage.text[start - passage.start: end - passage.start]
                 if len(text.split()) >= 3:
                     candidates.append(Passage(url=passage.url, text=text, start=start, end=end,
                                               title=passage.title, score=passage.score))
+                    owners.append(i)
         vectors = self.embed([c.text for c in candidates], "passage")
-        # A sentence scores by its own similarity, helped by the passage it stands in.
-        scores = [0.75 * dot(query_vector, v) + 0.25 * c.score for c, v in zip(candidates, vectors)]
-        for candidate, score in zip(candidates, scores):
-            candidate.score = round(score, 4)
+        lexical = keyword_scores(question, [c.text for c in candidates])
+        weight = config.keyword_weight
+        for candidate, vector, words in zip(candidates, vectors, lexical):
+            # Meaning alone ranks the page's lead sentence first for every question about the
+            # page; the question's rarer words find the sentence that answers this one.
+            meaning = 0.75 * dot(query_vector, vector) + 0.25 * candidate.score
+            candidate.score = round((1 - weight) * meaning + weight * words, 4)
         retrieval.candidates, retrieval.candidate_vectors = candidates, vectors
+        best = [0.0] * len(passages)
+        for owner, candidate in zip(owners, candidates):
+            best[owner] = max(best[owner], candidate.score)
+        order = sorted(range(len(passages)), key=lambda i: -best[i])
+        retrieval.passages = [passages[i] for i in order[: config.top_k]]
         budget, chosen = config.prompt_chars, []
-        for i in sorted(range(len(candidates)), key=lambda j: -scores[j]):
-            if len(candidates[i].text) + 1 > budget:
+        for candidate in sorted(candidates, key=lambda c: -c.score):
+            if len(candidate.text) + 1 > budget:
                 continue
-            budget -= len(candidates[i].text) + 1
-            chosen.append(candidates[i])
+            budget -= len(candidate.text) + 1
+            chosen.append(candidate)
         retrieval.prompt_passages = chosen
 
     def _answer(self, question, conversation, retrieval: Retrieval, run: _Run) -> Iterator[Event]:

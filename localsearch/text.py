@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers"]
+__all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
+           "keywords", "keyword_scores"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -85,3 +86,37 @@ def is_fetchable_url(url: object) -> bool:
 def dot(a: list[float], b: list[float]) -> float:
     """Cosine similarity of two L2-normalised vectors."""
     return float(sum(x * y for x, y in zip(a, b)))
+
+
+_WORD = re.compile(r"\w+")
+STOPWORDS = set("""a an and are as at be been by can could did do does for from had has have how in
+into is it its many much of on or that the their there these this those to was were what when where
+which who whom whose why will with would""".split())
+
+
+def _stem(word: str) -> str:
+    """A crude stemmer: enough that "specimens" meets "specimen" and "collected" "collect"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def keywords(text: str) -> set[str]:
+    """The stemmed content words of ``text``."""
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def keyword_scores(question: str, texts: list[str]) -> list[float]:
+    """How much of the question's vocabulary each text has, weighted by rarity among ``texts``
+    (0..1): words every text shares, like the page's subject, count little; the words that
+    pick out the one sentence with the answer count most."""
+    import math
+
+    wanted = keywords(question)
+    bags = [keywords(text) & wanted for text in texts]
+    if not wanted or not texts:
+        return [0.0] * len(texts)
+    weight = {w: math.log(1 + len(texts) / (1 + sum(w in bag for bag in bags))) for w in wanted}
+    total = sum(weight.values()) or 1.0
+    return [sum(weight[w] for w in bag) / total for bag in bags]

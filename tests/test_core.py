@@ -199,3 +199,16 @@ def test_one_failing_engine_never_sinks_the_others(home, throwaway_engines):
 def test_throwaway_plugin_is_listed_while_registered(home, throwaway_engines):
     names = [p["name"] for p in describe_plugins()]
     assert "throwaway-engines" in names
+
+
+def test_keyword_scores_favour_the_questions_rarer_words():
+    from localsearch.text import keyword_scores, keywords
+
+    assert keywords("How many specimens were collected?") == {"specimen", "collect"}
+    sentences = ["The glass beetle lives in the cloud forests of Velkaro.",
+                 "The glass beetle was described in 2024.",
+                 "The expedition collected 14 specimens of the glass beetle."]
+    scores = keyword_scores("How many specimens of the glass beetle were collected?", sentences)
+    assert scores[2] == max(scores) and scores[2] > 2 * scores[0]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert keyword_scores("the of and", sentences) == [0.0, 0.0, 0.0]
