@@ -585,7 +585,7 @@ def _fuse(ranked: list[tuple[str, list[SearchResult]]]) -> list[SearchResult]:
 def fold_events(events) -> dict:
     """Fold an ``ask`` event stream into the one JSON document of ``--json``."""
     result = {"question": None, "answer": "", "citations": [], "sources": [], "unsupported": [],
-              "timings": {}, "model": None, "extractive": True, "errors": []}
+              "timings": {}, "usage": {}, "model": None, "extractive": True, "errors": []}
     for event in events:
         if event.type == "extractive_answer" or event.type == "answer":
             answer = event.data["answer"]
@@ -594,6 +594,9 @@ def fold_events(events) -> dict:
                           model=answer["model"], extractive=answer["extractive"])
         elif event.type == "sources":
             result["sources"] = event.data["sources"]
+        elif event.type == "stage_end" and event.data["stage"] == "answer":
+            result["usage"] = {k: event.data[k] for k in ("prompt_tokens", "completion_tokens", "first_token")
+                               if k in event.data}
         elif event.type == "error":
             result["errors"].append(event.data["message"])
             if event.data.get("fatal"):

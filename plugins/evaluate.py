@@ -55,6 +55,8 @@ def score(item: dict, result: dict, seconds: float) -> dict:
         "extractive": result.get("extractive", True),
         "error": result.get("fatal"),
         "seconds": round(seconds, 3),
+        "prompt_tokens": result.get("usage", {}).get("prompt_tokens"),
+        "first_token": result.get("usage", {}).get("first_token"),
     }
 
 
@@ -71,8 +73,15 @@ def summarize(rows: list[dict]) -> dict:
         "model_answers": sum(not r["extractive"] for r in rows),
         "errors": sum(bool(r["error"]) for r in rows),
         "median_seconds": round(statistics.median(seconds), 3),
+        "median_prompt_tokens": _median([r["prompt_tokens"] for r in rows]),
+        "median_first_token_seconds": _median([r["first_token"] for r in rows]),
         "p90_seconds": round(seconds[min(len(seconds) - 1, int(0.9 * len(seconds)))], 3),
     }
+
+
+def _median(values):
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
 
 
 def evaluate(ask, questions: list[dict], progress=None) -> dict:

@@ -126,6 +126,14 @@ def test_no_results_exits_non_zero_with_json(home, web):
     assert "no search results" in json.loads(result.stdout)["fatal"]
 
 
+def test_eval_command_reports_the_figures(home, web):
+    result = run(home, "eval", "tests/testweb/qa.jsonl", "--searxng-url", web.url, "--no-llm", "--limit", "2", "--json",
+                 check=True)
+    report = json.loads(result.stdout)
+    assert report["summary"]["questions"] == 2 and len(report["questions"]) == 2
+    assert set(report["summary"]) >= {"accuracy", "citation_precision", "supported_share", "median_seconds"}
+
+
 def test_plugins_and_config_commands(home):
     plugins = json.loads(run(home, "plugins", "--json", check=True).stdout)
     assert {"http", "chroma", "llama_cpp"} <= {p["name"] for p in plugins}

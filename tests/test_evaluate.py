@@ -1,0 +1,44 @@
+"""``localsearch eval``: the question file is checked, the figures are computed from answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from localsearch.errors import LocalsearchError
+from localsearch_plugins.evaluate import evaluate, load_questions
+
+QA = "tests/testweb/qa.jsonl"
+
+
+def test_the_shipped_question_set_loads_with_gold_urls():
+    questions = load_questions(QA, "http://127.0.0.1:1234")
+    assert len(questions) >= 40
+    assert all(q["gold"] and q["gold"][0].startswith("http://127.0.0.1:1234/articles/") for q in questions)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "line 1"),
+    ('{"question": "q"}', "answer_pattern"),
+    ('{"question": "q", "answer_pattern": "(unclosed"}', "line 1"),
+])
+def test_a_bad_question_line_is_a_clear_error(tmp_path, line, message):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(LocalsearchError, match=message):
+        load_questions(str(path))
+
+
+def test_evaluation_of_the_extractive_answers(make_pipeline, web):
+    questions = [q for q in load_questions(QA, web.url) if "Harrowmere" in q["question"]][:3]
+    pipeline = make_pipeline(llm=False)
+    report = evaluate(lambda question: pipeline.ask(question), questions)
+    summary = report["summary"]
+    assert summary["questions"] == 3 and summary["errors"] == 0
+    assert summary["gold_source_cited"] == 1.0  # the lighthouse page is cited for lighthouse questions
+    assert 0 < summary["citation_precision"] <= 1 and summary["supported_share"] == 1.0
+    for row in report["questions"]:
+        assert row["correct"] == bool(next(q for q in questions if q["question"] == row["question"])["pattern"]
+                                      .search(row["answer"]))
+    json.dumps(report)  # the --json output is plain JSON
