@@ -60,7 +60,7 @@ CORE_SETTINGS = [
     Setting("temperature", 0.2, "sampling temperature of the language model"),
     Setting("candidate_factor", 3, "passages searched for answer sentences: top_k times this", minimum=1),
     Setting("keyword_weight", 0.35, "share of a sentence's score from the question's words (the rest: meaning)"),
-    Setting("prompt_chars", 2400, "most characters of source text put into the prompt"),
+    Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),
     Setting("min_words", 20, "pages whose main text has fewer words are skipped as 'no content'"),
     Setting("support_threshold", 0.5, "similarity below which a cited sentence is flagged unsupported"),
 ]
