@@ -1,0 +1,162 @@
+"""Writing the results: ``benchmarks.md`` (machine, versions, command, the table) and
+``benchmarks-latency.png`` (the per-stage latency of an answer, cold and warm)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .harness import Row
+
+CHART = "benchmarks-latency.png"
+COLOURS = {"start-up (imports)": "#9e9e9e", "load": "#795548", "plan": "#cfd8dc", "search": "#90caf9",
+           "fetch": "#1e88e5", "extract": "#26a69a", "index": "#2e7d32", "retrieve": "#9ccc65",
+           "extractive answer": "#fdd835", "answer: to first token": "#fb8c00", "answer: generation": "#e53935",
+           "verify": "#8e24aa", "other": "#eeeeee"}
+
+
+def number(value: float | None, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 0.1 else 3
+    return f"{value:,.{digits}f}" + (f" {unit}" if unit else "")
+
+
+def verdict(row: Row) -> str:
+    if row.passed is None:
+        return "—"
+    return "pass" if row.passed else "**fail**"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| # | measure | localsearch | raw library | ratio | target | result | notes |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
+    for row in rows:
+        ratio = "—" if row.ratio is None or math.isnan(row.ratio) else f"{row.ratio:.2f}"
+        cells = [row.bench, row.metric, number(row.ours, row.unit), number(row.raw, row.unit), ratio,
+                 str(row.target) if row.target else "—", verdict(row), row.note.replace("|", "/")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stage_table(runs: dict) -> str:
+    """Seconds per stage of the answers the chart draws."""
+    from .e2e import stage_segments
+
+    columns = [(name, dict(stage_segments(runs[name], name == "cold"))) for name in ("cold", "warm") if runs.get(name)]
+    if not columns:
+        return "End to end was not measured."
+    labels = list(dict.fromkeys(label for _, segments in columns for label in segments))
+    lines = ["| stage | " + " | ".join(f"{name} (s)" for name, _ in columns) + " |",
+             "| --- | " + " | ".join("---:" for _ in columns) + " |"]
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(number(segments.get(label)) for _, segments in columns) + " |")
+    lines.append("| **total** | " + " | ".join(number(sum(s.values())) for _, s in columns) + " |")
+    return "\n".join(lines)
+
+
+def markdown(rows: list[Row], runs: dict, machine: dict, versions: dict, command: str, seconds: float) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""# Benchmarks
+
+Written by `python -m benchmarks` on {when} in {seconds / 60:.1f} minutes. Each figure is
+measured next to the raw library doing the same work in the same run: the two sides run
+alternately, several times, and the ratio is the median of the ratios of side-by-side runs,
+so a busy machine slows both alike. Ratios are localsearch ÷ raw library: for rates (1–3)
+above 1 is faster, for times (4–6) below 1 is faster. Fetch (4) compares 20 delayed pages
+fetched through the pipeline with one such page fetched with plain httpx. End to end (6)
+compares with the same answer written with the raw libraries (search, httpx, trafilatura,
+sentence-transformers, chroma, llama-cpp-python; no extractive answer, no grounding).
+
+## Machine
+
+| CPU | cores | RAM | OS | load average (1, 5, 15 min) at start → end |
+| --- | --- | --- | --- | --- |
+| {machine['cpu']} | {machine['cores']} | {machine['ram']} | {machine['os']} | {machine['load']} → {machine.get('load_end', '?')} |
+
+## Versions
+
+| {' | '.join(versions)} |
+| {' | '.join('---' for _ in versions)} |
+| {' | '.join(versions.values())} |
+
+## Reproduce
+
+```sh
+{command}
+```
+
+## Results
+
+{table(rows)}
+
+## Latency of one answer
+
+![Per-stage latency of an answer, cold and warm]({CHART})
+
+Cold is a new process (`python -m benchmarks.e2e_once`): start-up, imports and model loads
+count. Warm is the same `Pipeline` answering a later question over pages it has not seen (a
+new, empty store). The run shown is the one with the median total time; "extractive answer"
+is the time between the end of retrieval and the extractive answer, "other" what no stage
+accounts for.
+
+{stage_table(runs)}
+"""
+
+
+def chart(runs: dict, path: Path) -> None:
+    """A horizontal stacked bar per run (cold, warm) of the seconds each stage took."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .e2e import stage_segments
+
+    bars = [(label, stage_segments(run, cold)) for label, run, cold in
+            (("cold\n(new process)", runs.get("cold"), True), ("warm\n(same process)", runs.get("warm"), False)) if run]
+    figure, axes = plt.subplots(figsize=(10, 3.2), dpi=120)
+    seen = set()
+    for y, (label, segments) in enumerate(bars):
+        left = 0.0
+        for name, seconds in segments:
+            if seconds <= 0:
+                continue
+            axes.barh(y, seconds, left=left, color=COLOURS.get(name, "#607d8b"), edgecolor="white",
+                      label=None if name in seen else name)
+            seen.add(name)
+            left += seconds
+        axes.text(left, y, f"  {left:.2f} s", va="center", fontsize=9)
+    if not bars:
+        axes.text(0.5, 0.5, "end to end not measured", ha="center", va="center", transform=axes.transAxes)
+    axes.set_yticks(range(len(bars)), [label for label, _ in bars])
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds from the start (cold: from launching the process; warm: from the question)")
+    axes.set_title("Latency of one answer over 5 fresh pages, by stage")
+    axes.margins(x=0.12)
+    if seen:
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=6, fontsize=7, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def write(out: Path, rows: list[Row], runs: dict, machine: dict, versions: dict, command: str,
+          seconds: float) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    text_path, chart_path = out / "benchmarks.md", out / CHART
+    text_path.write_text(markdown(rows, runs, machine, versions, command, seconds), encoding="utf-8")
+    chart(runs, chart_path)
+    return text_path, chart_path
+
+
+def summary(rows: list[Row]) -> str:
+    """A short plain-text version of the table for stdout."""
+    lines = []
+    for row in rows:
+        ratio = "" if row.ratio is None or math.isnan(row.ratio) else f"  ratio {row.ratio:.2f}"
+        target = f"  [{row.target}: {verdict(row).strip('*')}]" if row.target else ""
+        lines.append(f"{row.bench:<13} {row.metric:<52} {number(row.ours, row.unit):>14} vs "
+                     f"{number(row.raw, row.unit):>14}{ratio}{target}")
+    return "\n".join(lines)
