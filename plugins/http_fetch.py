@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import re
 import time
 from pathlib import Path
@@ -97,6 +98,15 @@ def _content(url, body: bytes, content_type: str, config, http_status=None, fina
                 http_status=http_status, reason=note)
 
 
+@functools.cache
+def _ssl_context():
+    # Building an SSL context costs ~40 ms of CPU; one per page made 20 concurrent fetches
+    # CPU-bound on two cores. One shared context serves every client.
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 class _TooLarge(Exception):
     pass
 
@@ -126,7 +136,8 @@ async def _follow(url, config) -> Page:
                "Accept-Encoding": "gzip, deflate"}
     seen = set()
     current = url
-    async with httpx.AsyncClient(headers=headers, follow_redirects=False, timeout=config.fetch_timeout) as client:
+    async with httpx.AsyncClient(headers=headers, follow_redirects=False, timeout=config.fetch_timeout,
+                                 verify=_ssl_context()) as client:
         for _ in range(config.max_redirects + 1):
             if current in seen:
                 return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current, reason=f"redirects back to {current}")
