@@ -309,12 +309,15 @@ class Pipeline:
         documents: dict[str, Document] = {}
         statuses: dict[str, tuple[str, str]] = {}
         to_fetch = []
-        stale: dict[str, Document] = {}  # cached but old: served only if fetching it again fails
+        # Looked up once: the cached copy decides whether to fetch, stands in if fetching
+        # again fails, and its hash tells whether fetched text needs embedding again.
+        known: dict[str, Document | None] = {}
         for url in urls:
             if page is not None and url == page.url:
                 continue
-            cached = None if refresh else self.store.get_document(url)
-            fresh = cached is not None and (config.offline or now - cached.fetched_at < config.freshness_hours * 3600)
+            cached = known[url] = self.store.get_document(url)
+            fresh = not refresh and cached is not None and (
+                config.offline or now - cached.fetched_at < config.freshness_hours * 3600)
             if fresh:
                 documents[url] = cached
                 statuses[url] = (FetchStatus.CACHED, "")
@@ -324,8 +327,6 @@ class Pipeline:
                 yield Event("page", {"url": url, "status": FetchStatus.ERROR, "reason": statuses[url][1]})
             else:
                 to_fetch.append(url)
-                if cached is not None:
-                    stale[url] = cached
 
         yield run.start("fetch")
         pages = self._fetch_all(to_fetch, run) if to_fetch else []
@@ -334,8 +335,8 @@ class Pipeline:
         for fetched in pages:
             if fetched.ok:
                 continue
-            if fetched.url in stale:
-                documents[fetched.url] = stale[fetched.url]
+            if known.get(fetched.url) is not None:
+                documents[fetched.url] = known[fetched.url]
                 statuses[fetched.url] = (FetchStatus.CACHED, f"older copy; fetching again: {fetched.status} {fetched.reason}".strip())
             else:
                 statuses[fetched.url] = (fetched.status, fetched.reason)
@@ -363,7 +364,7 @@ class Pipeline:
         yield run.start("index")
         new = []
         for document in extracted:
-            cached = self.store.get_document(document.url)
+            cached = known[document.url] if document.url in known else self.store.get_document(document.url)
             if cached is not None and cached.content_hash == document.content_hash:
                 self.store.touch(document.url, now)  # same text: no need to embed it again
             else:
