@@ -14,7 +14,8 @@ from pathlib import Path
 from . import ROOT, report
 from .harness import Row, Settings, isolate_environment, load_config, machine, start_testweb, versions
 
-NAMES = {1: "1 LLM", 2: "2 Embedding", 3: "3 Extraction", 4: "4 Fetch", 5: "5 Retrieval", 6: "6 End to end"}
+NAMES = {1: "1 LLM", 2: "2 Embedding", 3: "3 Extraction", 4: "4 Fetch", 5: "5 Retrieval", 6: "6 End to end",
+         7: "7 Answer quality"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -22,10 +23,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tiny, fast run (what the test runs)")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md and the chart go (default: docs/)")
     parser.add_argument("--scale", help="passages in the store, comma-separated (default 10000,100000)")
-    parser.add_argument("--full", action="store_true", help="retrieval up to 1,000,000 passages (many minutes)")
+    parser.add_argument("--full", action="store_true",
+                        help="retrieval up to 1,000,000 passages (about an hour on 2 cores: a few hundred inserts/s)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions per side")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold (new process) end-to-end runs")
-    parser.add_argument("--only", help="benchmark numbers to run, e.g. 1,2 (the others are left out)")
+    parser.add_argument("--only", help="benchmark numbers to run, e.g. 1,2 (the report keeps the others' rows "
+                                       "from the last run that measured them)")
+    parser.add_argument("--qa-limit", type=int, help="answer quality on the first N questions only")
     return parser.parse_args(argv)
 
 
@@ -37,6 +41,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.scales = [int(n.replace("_", "")) for n in args.scale.split(",") if n.strip()]
     if args.reps:
         settings.reps = args.reps
+    if args.qa_limit:
+        settings.qa_limit = args.qa_limit
     if args.no_cold:
         settings.cold_runs = 0
     return settings
@@ -45,7 +51,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def benchmarks(web, config, settings, home: Path, charts: dict) -> dict:
     """Benchmark number -> a function returning its rows (run in this order: the store is last,
     as growing it to a million passages is the longest part)."""
-    from . import e2e, embedding, extraction, fetching, llm, retrieval
+    from . import e2e, embedding, extraction, fetching, llm, quality, retrieval
 
     def end_to_end():
         rows, runs = e2e.run(web, settings, home / "e2e")
@@ -58,6 +64,7 @@ def benchmarks(web, config, settings, home: Path, charts: dict) -> dict:
         2: lambda: embedding.run(config, settings),
         1: lambda: llm.run(config, settings),
         6: end_to_end,
+        7: lambda: quality.run(web, settings, home),
         5: lambda: retrieval.run(config, settings, str(home / "scale")),
     }
 
@@ -92,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         web.stop()
         shutil.rmtree(home, ignore_errors=True)
     described["load_end"] = machine()["load"]
-    rows.sort(key=lambda r: r.bench[0])
+    rows.sort(key=lambda r: int(r.bench.split()[0]))
     command = "python -m benchmarks" + (" " + shlex.join(argv) if argv else "")
     text, chart = report.write(Path(args.out), rows, charts, described, versions(), command,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started,
+                               rerun={NAMES[n] for n in wanted} if args.only else None)
     print(report.summary(rows))
     print(f"wrote {text} and {chart}")
     if failed:

@@ -26,7 +26,7 @@ class Settings:
 
     reps: int = 5                  # interleaved repetitions of each side
     llm_max_tokens: int = 128
-    llm_prompt_chars: int = 2400   # source text in the benchmark prompt (the default prompt_chars)
+    llm_prompt_chars: int | None = None  # source text in the benchmark prompt (None: prompt_chars)
     embed_passages: int = 256
     extract_loops: int = 3         # passes over the 8 test-web pages per repetition
     fetch_pages: int = 20
@@ -38,12 +38,14 @@ class Settings:
     warm_runs: int = 3
     cold_runs: int = 2
     e2e_max_tokens: int | None = None  # None: the default max_tokens setting
+    qa_limit: int | None = None        # questions of the QA set for the answer-quality benchmark
     quick: bool = False
 
     @classmethod
     def quick_run(cls) -> "Settings":
         return cls(reps=2, llm_max_tokens=16, llm_prompt_chars=600, embed_passages=32, extract_loops=1, scales=[2000],
-                   insert_batch=500, queries=10, warm_runs=1, cold_runs=1, e2e_max_tokens=24, quick=True)
+                   insert_batch=500, queries=10, warm_runs=1, cold_runs=1, e2e_max_tokens=24, qa_limit=3,
+                   quick=True)
 
 
 # -- rows and targets ------------------------------------------------------------------------
@@ -82,6 +84,7 @@ class Row:
     note: str = ""
     ratio: float | None = None
     passed: bool | None = None
+    run: str = ""  # when the run that measured it started (rows of earlier runs are kept by --only)
 
     @classmethod
     def paired(cls, bench: str, metric: str, ours: list, raw: list, unit: str, target: Target | None = None,
@@ -91,6 +94,15 @@ class Row:
         spread = f"{len(ratios)} pairs, ratios {ratios[0]:.2f}–{ratios[-1]:.2f}" if len(ratios) > 1 else ""
         return cls(bench, metric, median(ours), median(raw), unit, target,
                    note="; ".join(filter(None, [note, spread])), ratio=median(ratios) if ratios else None)
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in vars(self).items() if k not in ("target", "passed")},
+                "target": vars(self.target) if self.target else None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Row":
+        target = Target(**data["target"]) if data.get("target") else None
+        return cls(**{**{k: v for k, v in data.items() if k not in ("target", "passed")}, "target": target})
 
     def __post_init__(self):
         if self.ratio is None and self.ours is not None and self.raw:

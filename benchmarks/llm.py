@@ -69,7 +69,7 @@ def run(config, settings) -> list[Row]:
     model = pm.hook.chat_model(config=config)
     ours = model.llama
     raw = raw_llama(str(model.path), model.n_ctx, model.n_threads)
-    messages = benchmark_messages(settings.llm_prompt_chars)
+    messages = benchmark_messages(settings.llm_prompt_chars or config.prompt_chars)
     n_prompt = prompt_tokens(ours, messages)
     max_tokens, temperature = settings.llm_max_tokens, config.temperature
 

@@ -1,15 +1,20 @@
-"""Writing the results: ``benchmarks.md`` (machine, versions, command, the table) and
-``benchmarks-latency.png`` (the per-stage latency of an answer, cold and warm)."""
+"""Writing the results: ``benchmarks.md`` (machine, versions, command, the table),
+``benchmarks-latency.png`` (the per-stage latency of an answer, cold and warm) and
+``benchmarks.json`` (the same rows as data: a run of some benchmarks, ``--only``, keeps the
+others' rows from earlier runs, so the hour-long 1M-passage run need not be repeated)."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .harness import Row
 
 CHART = "benchmarks-latency.png"
+DATA = "benchmarks.json"
 COLOURS = {"start-up (imports)": "#9e9e9e", "load": "#795548", "plan": "#cfd8dc", "search": "#90caf9",
            "fetch": "#1e88e5", "extract": "#26a69a", "index": "#2e7d32", "retrieve": "#9ccc65",
            "extractive answer": "#fdd835", "answer: to first token": "#fb8c00", "answer: generation": "#e53935",
@@ -29,13 +34,15 @@ def verdict(row: Row) -> str:
     return "pass" if row.passed else "**fail**"
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], current: str = "") -> str:
     lines = ["| # | measure | localsearch | raw library | ratio | target | result | notes |",
              "| --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
     for row in rows:
         ratio = "—" if row.ratio is None or math.isnan(row.ratio) else f"{row.ratio:.2f}"
         cells = [row.bench, row.metric, number(row.ours, row.unit), number(row.raw, row.unit), ratio,
                  str(row.target) if row.target else "—", verdict(row), row.note.replace("|", "/")]
+        if current and row.run and row.run != current:
+            cells[-1] = "; ".join(filter(None, [cells[-1], f"from the run of {row.run}"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -56,8 +63,19 @@ def stage_table(runs: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(rows: list[Row], runs: dict, machine: dict, versions: dict, command: str, seconds: float) -> str:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def earlier_runs(rows: list[Row], current: str, history: list[dict]) -> str:
+    """A paragraph naming the earlier runs whose rows the table still shows."""
+    kept = [run for run in history if run["when"] != current and any(r.run == run["when"] for r in rows)]
+    if not kept:
+        return ""
+    described = "; ".join(f"{run['when']}: `{run['command']}` ({run['minutes']:.1f} minutes, load "
+                          f"{run['machine'].get('load', '?')})" for run in kept)
+    return f"Rows marked “from the run of …” were measured by an earlier run on this machine: {described}.\n\n"
+
+
+def markdown(rows: list[Row], runs: dict, machine: dict, versions: dict, command: str, seconds: float,
+             when: str = "", history: list[dict] | None = None) -> str:
+    when = when or stamp()
     return f"""# Benchmarks
 
 Written by `python -m benchmarks` on {when} in {seconds / 60:.1f} minutes. Each figure is
@@ -89,7 +107,7 @@ sentence-transformers, chroma, llama-cpp-python; no extractive answer, no ground
 
 ## Results
 
-{table(rows)}
+{earlier_runs(rows, when, history or [])}{table(rows, when)}
 
 ## Latency of one answer
 
@@ -142,11 +160,50 @@ def chart(runs: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def foreign_sections(old: str, new: str) -> str:
+    """The ``## `` sections of ``old`` that ``new`` does not have (written by hand or by other
+    tools, e.g. the answer-quality figures), so that a re-run keeps them."""
+    ours = set(re.findall(r"^## (.+)$", new, re.M))
+    kept = [part for part in re.split(r"(?m)^(?=## )", old)[1:] if part.splitlines()[0][3:].strip() not in ours]
+    return "".join(kept)
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def merge(previous: dict, rows: list[Row], runs: dict, rerun: set[str]) -> tuple[list[Row], dict, list[dict]]:
+    """This run's rows plus the earlier rows of the benchmarks it did not run; the earlier
+    latency runs too when end to end was not run again."""
+    kept = [Row.from_dict(data) for data in previous.get("rows", []) if data["bench"] not in rerun]
+    merged = sorted(kept + rows, key=lambda row: int(row.bench.split()[0]))  # stable: order within a benchmark stays
+    if not runs and "6 End to end" not in rerun:
+        runs = previous.get("latency", {})
+    return merged, runs, previous.get("runs", [])
+
+
 def write(out: Path, rows: list[Row], runs: dict, machine: dict, versions: dict, command: str,
-          seconds: float) -> tuple[Path, Path]:
+          seconds: float, rerun: set[str] | None = None, when: str = "") -> tuple[Path, Path]:
+    """Write the report. ``rerun``: the benchmarks this run measured, when it measured only
+    some (``--only``); the rows of the others come from ``benchmarks.json``."""
     out.mkdir(parents=True, exist_ok=True)
-    text_path, chart_path = out / "benchmarks.md", out / CHART
-    text_path.write_text(markdown(rows, runs, machine, versions, command, seconds), encoding="utf-8")
+    text_path, chart_path, data_path = out / "benchmarks.md", out / CHART, out / DATA
+    when = when or stamp()
+    for row in rows:
+        row.run = row.run or when
+    history: list[dict] = []
+    if rerun is not None and data_path.exists():
+        rows, runs, history = merge(json.loads(data_path.read_text(encoding="utf-8")), rows, runs, rerun)
+    history = [run for run in history if any(r.run == run["when"] for r in rows) and run["when"] != when]
+    history.append({"when": when, "command": command, "minutes": round(seconds / 60, 1), "machine": machine,
+                    "versions": versions})
+    data_path.write_text(json.dumps({"runs": history, "rows": [r.to_dict() for r in rows], "latency": runs},
+                                    indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = markdown(rows, runs, machine, versions, command, seconds, when, history)
+    if text_path.exists():
+        kept = foreign_sections(text_path.read_text(encoding="utf-8"), text)
+        text = text.rstrip("\n") + "\n\n" + kept if kept else text
+    text_path.write_text(text, encoding="utf-8")
     chart(runs, chart_path)
     return text_path, chart_path
 

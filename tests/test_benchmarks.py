@@ -64,6 +64,39 @@ def test_the_report_has_the_table_and_a_png_chart(tmp_path):
     assert result_rows(text.read_text())[0][:5] == ["3 Extraction", "pages/s", "90.0 pages/s", "100 pages/s", "0.90"]
     assert chart.read_bytes().startswith(PNG)
 
+    # A section the benchmarks do not write (the answer-quality figures) survives a re-run.
+    text.write_text(text.read_text().replace("## Results", "## Answer quality\n\nBy hand.\n\n## Results"))
+    write(tmp_path, rows, {}, {"cpu": "cpu", "cores": "2", "ram": "1 GB", "os": "os", "load": "0"}, {"python": "3"},
+          "python -m benchmarks", 1.0)
+    rewritten = text.read_text()
+    assert rewritten.count("## Answer quality\n\nBy hand.") == 1 and rewritten.count("## Results") == 1
+    assert "end to end was not measured" in rewritten.lower()
+
+
+def test_a_run_of_some_benchmarks_keeps_the_other_rows(tmp_path):
+    from benchmarks.harness import Row, Target
+    from benchmarks.report import write
+
+    machine = {"cpu": "cpu", "cores": "2", "ram": "1 GB", "os": "os", "load": "0"}
+    run = {"asked": 0.0, "ends": {}, "done": 1.0, "timings": {"fetch": 0.5}}
+    first = [Row("5 Retrieval", "top-10 query at 1,000,000 passages", 9.0, 8.0, "ms", Target("figure", "<=", 20, "ms")),
+             Row("6 End to end", "warm: prompt tokens", 500.0, 490.0, "tokens")]
+    write(tmp_path, first, {"warm": run}, machine, {"python": "3"}, "python -m benchmarks --full", 60.0,
+          when="2026-11-25 02:00:00 UTC")
+    later = [Row("6 End to end", "warm: prompt tokens", 450.0, 490.0, "tokens")]
+    text, _ = write(tmp_path, later, {}, machine, {"python": "3"}, "python -m benchmarks --only 6", 6.0,
+                    rerun={"6 End to end"}, when="2026-11-25 03:00:00 UTC")
+    rows = result_rows(text.read_text())
+    assert [row[:3] for row in rows] == [["5 Retrieval", "top-10 query at 1,000,000 passages", "9.00 ms"],
+                                          ["6 End to end", "warm: prompt tokens", "450 tokens"]]
+    assert rows[0][5:7] == ["≤ 20 ms", "pass"] and "from the run of" in rows[0][7]
+    assert "from the run of" not in rows[1][7]
+    assert "2026-11-25 02:00:00 UTC: `python -m benchmarks --full`" in text.read_text()  # the earlier run is named
+
+    # A run of everything starts afresh.
+    text, _ = write(tmp_path, later, {}, machine, {"python": "3"}, "python -m benchmarks", 6.0)
+    assert [row[0] for row in result_rows(text.read_text())] == ["6 End to end"]
+
 
 @pytest.mark.slow
 def test_a_quick_run_writes_every_benchmark_with_a_ratio(tmp_path):
@@ -74,7 +107,7 @@ def test_a_quick_run_writes_every_benchmark_with_a_ratio(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     markdown = (out / "benchmarks.md").read_text(encoding="utf-8")
     rows = result_rows(markdown)
-    for bench in ("1 LLM", "2 Embedding", "3 Extraction", "4 Fetch", "5 Retrieval", "6 End to end"):
+    for bench in ("1 LLM", "2 Embedding", "3 Extraction", "4 Fetch", "5 Retrieval", "6 End to end", "7 Answer quality"):
         assert any(row[0] == bench and is_number(row[4]) for row in rows), f"no row with a ratio for {bench}"
     assert "python -m benchmarks --quick" in markdown
     for name in ("llama-cpp-python", "sentence-transformers", "torch", "chromadb", "trafilatura", "cores", "RAM"):
