@@ -117,7 +117,8 @@ Cold is a new process (`python -m benchmarks.e2e_once`): start-up, imports and m
 count. Warm is the same `Pipeline` answering a later question over pages it has not seen (a
 new, empty store). The run shown is the one with the median total time; "extractive answer"
 is the time between the end of retrieval and the extractive answer, "other" what no stage
-accounts for.
+accounts for. New pages' passages are embedded and stored ("index") after the answer: the
+answer is built from the pages in memory and does not wait for them.
 
 {stage_table(runs)}
 """

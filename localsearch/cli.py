@@ -134,7 +134,9 @@ def _print_sources(sources):
 @click.option("--no-llm", is_flag=True, help="Extractive answer only: the best source sentences, cited.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet):
+@click.option("--follow-up", "-f", "follow_up", is_flag=True,
+              help="Continue from the last question asked (the model sees it and its answer).")
+def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet, follow_up):
     """Answer QUESTION from the web, with numbered citations."""
     from .pipeline import fold_events
 
@@ -143,13 +145,21 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         raise click.UsageError("the question is empty")
     if model_path and not Path(model_path).expanduser().is_file():
         raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
-    config, stream = _run(_overrides(engines, searxng_url, max_pages, top_k, offline,
-                                     model=model_path, llm=False if no_llm else None), "ask", question=question)
+    overrides = _overrides(engines, searxng_url, max_pages, top_k, offline, model=model_path,
+                           llm=False if no_llm else None)
+    from .config import Config
+
+    history = Path(Config.load({k: v for k, v in overrides.items() if v is not None}).data_dir) / CONVERSATION
+    conversation = _load_conversation(history) if follow_up else None
+    config, stream = _run(overrides, "ask", question=question,
+                          **({"conversation": conversation} if conversation else {}))
     show = not quiet and not as_json
     draft = _Draft() if sys.stdout.isatty() and not as_json else None
     events, held, shown_extract = [], [], False
     for event in stream:
         events.append(event)
+        if event.type == "answer":  # the next --follow-up continues from here
+            _save_conversation(history, (conversation or []) + [event.data.get("turn") or {"question": question}])
         if draft is not None and draft.rows and event.type != "answer":
             if event.type != "answer_delta":
                 held.append(event)  # progress waits until the draft is replaced
@@ -189,6 +199,30 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         if click.get_current_context().obj.get("debug") and result.get("traceback"):
             click.echo(result["traceback"], err=True)
         sys.exit(1)
+
+
+CONVERSATION = "conversation.json"  # in the data directory: the last question, for --follow-up
+KEEP_TURNS = 4
+
+
+def _load_conversation(path: Path) -> list[dict]:
+    try:
+        turns = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.UsageError("--follow-up: no earlier question to follow up (ask one first)") from None
+    except (OSError, ValueError) as error:
+        raise click.UsageError(f"--follow-up: cannot read {path}: {error}") from None
+    if not isinstance(turns, list) or not turns:
+        raise click.UsageError(f"--follow-up: {path} holds no earlier question")
+    return turns
+
+
+def _save_conversation(path: Path, turns: list[dict]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(turns[-KEEP_TURNS:], ensure_ascii=False), encoding="utf-8")
+    except OSError as error:  # the answer matters more than the memory of it
+        click.echo(f"  ! could not save the conversation for --follow-up: {error}", err=True)
 
 
 class _Draft:

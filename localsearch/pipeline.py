@@ -43,6 +43,9 @@ class Retrieval:
     candidates: list[Passage] = field(default_factory=list)
     candidate_vectors: list[list[float]] = field(default_factory=list)
     prompt_passages: list[Passage] = field(default_factory=list)
+    # Pages read for this question but not yet in the store, with their passages: they are
+    # embedded and stored after the answer, so that the answer need not wait for it.
+    unindexed: list[tuple[Document, list[Passage]]] = field(default_factory=list)
 
 
 class _Run:
@@ -153,9 +156,14 @@ class Pipeline:
         ``error``). ``generate=False`` stops after retrieval (``localsearch search``)."""
         run = _Run(cancel)
         try:
+            conversation = _checked_conversation(conversation)
             retrieval = yield from self._retrieve(question, conversation, page, run)
             if generate:
                 yield from self._answer(question, conversation, retrieval, run)
+            if retrieval.unindexed:
+                yield run.start("index")
+                self._store_passages(retrieval.unindexed, run)
+                yield run.end("index", documents=len(retrieval.unindexed))
             yield Event("done", {"timings": run.timings})
         except LocalsearchError as error:
             kind = "cancelled" if isinstance(error, Cancelled) else type(error).__name__
@@ -211,11 +219,11 @@ class Pipeline:
             raise LocalsearchError("no search results for this question"
                                    + (" in the local index" if config.offline else ""))
 
-        documents, statuses = yield from self._documents(urls, run, page)
+        documents, statuses, unindexed = yield from self._documents(urls, run, page, defer_index=True)
         sources = [Source(n=i + 1, url=url, title=(documents[url].title if url in documents else "")
                           or titles.get(url, ""), status=statuses[url][0], reason=statuses[url][1])
                    for i, url in enumerate(urls)]
-        retrieval = Retrieval(sources=sources, documents=documents)
+        retrieval = Retrieval(sources=sources, documents=documents, unindexed=unindexed)
         if not documents:
             raise LocalsearchError("none of the pages found could be read: "
                                    + "; ".join(f"{s.url} ({s.status})" for s in sources))
@@ -294,7 +302,7 @@ class Pipeline:
         """Fetch, extract and index ``urls``; yields ``page`` events and stage timings."""
         run = _Run(cancel)
         try:
-            _, statuses = yield from self._documents(urls, run, None, refresh=refresh)
+            _, statuses, _ = yield from self._documents(urls, run, None, refresh=refresh)
             yield Event("done", {"timings": run.timings, "passages": self.store.count(),
                                  "pages": {u: {"status": s, "reason": r} for u, (s, r) in statuses.items()}})
         except LocalsearchError as error:
@@ -302,9 +310,10 @@ class Pipeline:
         except Exception as error:  # a plugin's (or our) bug ends this run, not the process
             yield _internal_error(error, run)
 
-    def _documents(self, urls, run, page, refresh=False):
+    def _documents(self, urls, run, page, refresh=False, defer_index=False):
         """Documents for ``urls``: from the page cache when fresh, else fetched, extracted and
-        indexed. Returns ({url: Document}, {url: (status, reason)})."""
+        indexed. Returns ({url: Document}, {url: (status, reason)}, [(Document, passages)]):
+        the last are the new pages left to index when ``defer_index``, else []."""
         config, now = self.config, time.time()
         documents: dict[str, Document] = {}
         statuses: dict[str, tuple[str, str]] = {}
@@ -361,7 +370,8 @@ class Pipeline:
             extracted.append(document)
         yield run.end("extract", documents=len(extracted))
 
-        yield run.start("index")
+        if not defer_index:
+            yield run.start("index")
         new = []
         for document in extracted:
             cached = known[document.url] if document.url in known else self.store.get_document(document.url)
@@ -373,10 +383,13 @@ class Pipeline:
             statuses[document.url] = (FetchStatus.OK, "")
             yield Event("page", {"url": document.url, "status": FetchStatus.OK, "title": document.title,
                                  "chars": len(document.text)})
-        if new:
-            self._index_documents(new, run)
+        chunked = self._chunk(new)
+        if defer_index:
+            return documents, statuses, chunked
+        if chunked:
+            self._store_passages(chunked, run)
         yield run.end("index", documents=len(new))
-        return documents, statuses
+        return documents, statuses, []
 
     def _fetch_all(self, urls: list[str], run: _Run) -> list[Page]:
         limit = asyncio.Semaphore(self.config.fetch_concurrency)
@@ -420,7 +433,7 @@ class Pipeline:
             return None, f"main text has fewer than {self.config.min_words} words"
         return document, ""
 
-    def _index_documents(self, documents: list[Document], run: _Run) -> None:
+    def _chunk(self, documents: list[Document]) -> list[tuple[Document, list[Passage]]]:
         chunked = []
         for document in documents:
             passages = pm.hook.chunk_document(document=document, config=self.config)
@@ -431,6 +444,9 @@ class Pipeline:
                     raise PluginError(f"chunker produced a passage whose offsets do not match the text of {document.url}")
                 passage.title = passage.title or document.title
             chunked.append((document, passages))
+        return chunked
+
+    def _store_passages(self, chunked: list[tuple[Document, list[Passage]]], run: _Run) -> None:
         run.check()
         # One embedding call for every new passage: batching is where the embedder is fast.
         vectors = self.embed([p.text for _, passages in chunked for p in passages], "passage")
@@ -441,14 +457,26 @@ class Pipeline:
 
     # -- retrieval and answer ------------------------------------------------------------
     def _select(self, question: str, retrieval: Retrieval) -> None:
-        """The best sentences of this question's pages: nearest passages first, then each of
-        their sentences scored by meaning and by the question's rarer words."""
+        """The best sentences of this question's pages: the nearest passages of the pages
+        already in the store, and the passages of the new pages that share the most of the
+        question's rarer words; then each of their sentences scored by meaning and by those
+        words."""
         config = self.config
         query_vector = self.embed([question], "query")[0]
         # Cast the net wider than top_k: the sentence with the answer is often in a passage
         # that is not among the few nearest as a whole.
-        passages = self.store.query(query_vector, config.top_k * config.candidate_factor,
-                                    urls=list(retrieval.documents))
+        wanted = config.top_k * config.candidate_factor
+        new_urls = {document.url for document, _ in retrieval.unindexed}
+        stored = [url for url in retrieval.documents if url not in new_urls]
+        passages = self.store.query(query_vector, wanted, urls=stored) if stored else []
+        # New pages are not embedded yet (that waits until after the answer, as embedding
+        # every passage of five pages takes seconds): their passages are picked by words.
+        fresh = [passage for _, chunk in retrieval.unindexed for passage in chunk]
+        words = keyword_scores(question, [p.text for p in fresh])
+        ranked = sorted(range(len(fresh)), key=lambda i: -words[i])
+        # Fewer than for stored pages: every sentence of these is embedded before the answer.
+        fresh = [dataclasses.replace(fresh[i], score=None) for i in ranked[: config.top_k * 2]]
+        passages = passages + fresh
         candidates: list[Passage] = []
         owners: list[int] = []  # the passage each candidate sentence comes from
         for i, passage in enumerate(passages):
@@ -460,11 +488,22 @@ class Pipeline:
                     owners.append(i)
         vectors = self.embed([c.text for c in candidates], "passage")
         lexical = keyword_scores(question, [c.text for c in candidates])
+        similarity = [dot(query_vector, vector) for vector in vectors]
+        # A new page's passage has no vector of its own: the mean of its sentences' vectors
+        # stands in for it.
+        members: dict[int, list[list[float]]] = {}
+        for owner, vector in zip(owners, vectors):
+            members.setdefault(owner, []).append(vector)
+        for i, passage in enumerate(passages):
+            if passage.score is None:
+                centroid = [sum(column) for column in zip(*members[i])] if i in members else []
+                norm = sum(x * x for x in centroid) ** 0.5 or 1.0
+                passage.score = round(dot(query_vector, centroid) / norm, 4) if centroid else 0.0
         weight = config.keyword_weight
-        for candidate, vector, words in zip(candidates, vectors, lexical):
+        for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
             # Meaning alone ranks the page's lead sentence first for every question about the
             # page; the question's rarer words find the sentence that answers this one.
-            meaning = 0.75 * dot(query_vector, vector) + 0.25 * candidate.score
+            meaning = 0.75 * closeness + 0.25 * passages[owner].score
             candidate.score = round((1 - weight) * meaning + weight * words, 4)
         retrieval.candidates, retrieval.candidate_vectors = candidates, vectors
         best = [0.0] * len(passages)
@@ -492,6 +531,7 @@ class Pipeline:
         yield Event("extractive_answer", {"answer": extractive.to_dict()})
 
         answer = extractive
+        turn: dict = {"question": question}  # what a follow-up question needs of this one
         model = self.chat_model() if config.llm else None
         if config.llm and model is None:
             yield Event("error", {"message": f"no LLM answer: {self.chat_model_error}", "fatal": False,
@@ -507,6 +547,7 @@ class Pipeline:
                 yield Event("error", {"message": f"prompt plugin failed: {error}", "fatal": False, "stage": "answer"})
                 messages = None
             messages = messages or default_messages(question, sources, retrieval.prompt_passages, conversation)
+            turn.update(messages=messages)
             text, started, first_token = "", time.perf_counter(), None
             try:
                 for delta in model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature):
@@ -524,6 +565,7 @@ class Pipeline:
             usage = getattr(model, "last_usage", None) or {}  # optional: what the model can report
             yield run.end("answer", chars=len(text), first_token=first_token, **usage)
             if text.strip():
+                turn["reply"] = text
                 yield run.start("verify")
                 checked = ground_answer(question, text, sources, retrieval.candidates,
                                         retrieval.candidate_vectors, lambda t: self.embed(t, "passage"),
@@ -550,7 +592,22 @@ class Pipeline:
         answer.citations = [c for c in answer.citations
                             if isinstance(c, Citation) and numbers.get(c.n) == c.url]
         answer.text = sanitize_answer_text(answer.text, numbers)
-        yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings})
+        turn["answer"] = answer.text
+        if "reply" not in turn:
+            turn.pop("messages", None)  # without the model's reply the prompt cannot be continued
+        yield Event("answer", {"answer": answer.to_dict(), "timings": run.timings, "turn": turn})
+
+
+def _checked_conversation(conversation) -> list[dict]:
+    """The earlier turns of a conversation (from a client: the CLI's file, a native message),
+    checked, so that a malformed one is a clear error rather than a crash in a plugin."""
+    if conversation is None:
+        return []
+    if not isinstance(conversation, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer", ""), str)
+            for t in conversation):
+        raise LocalsearchError("conversation must be a list of {\"question\": str, \"answer\": str} objects")
+    return conversation
 
 
 def _internal_error(error: Exception, run: _Run) -> Event:
@@ -596,8 +653,8 @@ def fold_events(events) -> dict:
         elif event.type == "sources":
             result["sources"] = event.data["sources"]
         elif event.type == "stage_end" and event.data["stage"] == "answer":
-            result["usage"] = {k: event.data[k] for k in ("prompt_tokens", "completion_tokens", "first_token")
-                               if k in event.data}
+            result["usage"] = {k: event.data[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens",
+                                                          "first_token") if k in event.data}
         elif event.type == "error":
             result["errors"].append(event.data["message"])
             if event.data.get("fatal"):

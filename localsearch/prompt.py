@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from .types import Passage, Source
 
-__all__ = ["default_messages"]
+__all__ = ["default_messages", "HISTORY_CHARS"]
+
+# A follow-up repeats the earlier prompt and reply word for word while they stay under this
+# many characters (with the new sources the prompt stays within a 2048-token context); past
+# it, earlier turns shrink to their questions and answers.
+HISTORY_CHARS = 4000
 
 SYSTEM = (
     "You are a search assistant. Answer the question using only the numbered sources. "
@@ -28,10 +33,29 @@ def default_messages(question: str, sources: list[Source], passages: list[Passag
         texts = " ".join(p.text for p in sorted(grouped[n], key=lambda p: p.start))
         url = grouped[n][0].url
         blocks.append(f"[{n}] {titles.get(url) or url}\n{texts}")
-    messages = [{"role": "system", "content": SYSTEM}]
-    for turn in conversation or []:
-        messages.append({"role": "user", "content": turn.get("question", "")})
-        messages.append({"role": "assistant", "content": turn.get("answer", "")})
+    latest = conversation[-1] if conversation else {}
+    if _continuable(latest):
+        # The earlier prompt and reply exactly as the model saw and wrote them: the shared
+        # prefix is still in llama.cpp's KV cache, so only the new sources cost prefill.
+        messages = [dict(m) for m in latest["messages"]] + [{"role": "assistant", "content": latest["reply"]}]
+        heading = "New sources (numbered afresh for this question):"
+    else:
+        messages = [{"role": "system", "content": SYSTEM}]
+        for turn in conversation or []:
+            messages.append({"role": "user", "content": turn.get("question", "")})
+            messages.append({"role": "assistant", "content": turn.get("answer", "")})
+        heading = "Sources:"
     messages.append({"role": "user",
-                     "content": "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"})
+                     "content": heading + "\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"})
     return messages
+
+
+def _continuable(turn: dict) -> bool:
+    """Whether ``turn`` carries the prompt and raw reply of the model, short enough to repeat."""
+    messages, reply = turn.get("messages"), turn.get("reply")
+    if not isinstance(messages, list) or not messages or not isinstance(reply, str) or not reply:
+        return False
+    if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in
+               ("system", "user", "assistant") for m in messages):
+        return False
+    return sum(len(m["content"]) for m in messages) + len(reply) <= HISTORY_CHARS

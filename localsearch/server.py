@@ -41,7 +41,7 @@ def _connect(path: Path) -> socket.socket | None:
     return connection
 
 
-METHODS = {"ask": {"question", "generate"}, "index": {"urls", "refresh"}}
+METHODS = {"ask": {"question", "generate", "conversation"}, "index": {"urls", "refresh"}}
 
 
 def remote_call(config: Config, settings: dict, method: str, **arguments) -> Iterator[Event] | None:

@@ -63,6 +63,10 @@ class LlamaCppModel:
     def stream(self, messages, max_tokens=256, temperature=0.2):
         llama = self.llama
         with _generating[id(llama)]:  # one llama.cpp context serves one generation at a time
+            # llama-cpp-python evaluates only the part of a prompt after the longest prefix it
+            # shares with the tokens already in the context (the last prompt and its answer):
+            # a follow-up that repeats the earlier conversation pays for the new part only.
+            before = list(llama.input_ids[: llama.n_tokens])
             chunks = llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
                                                   temperature=temperature, seed=self.seed, stream=True)
             completion = 0
@@ -72,7 +76,20 @@ class LlamaCppModel:
                     completion += 1  # a streamed chunk is one token
                     yield delta
             # Streaming completions carry no usage; the context now holds prompt + completion.
-            self.last_usage = {"prompt_tokens": llama.n_tokens - completion, "completion_tokens": completion}
+            prompt = llama.n_tokens - completion
+            self.last_usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                               "cached_tokens": _shared_prefix(before, llama.input_ids[:prompt])}
+
+
+def _shared_prefix(first, second) -> int:
+    """How many tokens the two sequences share from the start (reused from the KV cache;
+    llama.cpp re-evaluates the last prompt token even when all are shared)."""
+    count = 0
+    for a, b in zip(first, second):
+        if a != b:
+            break
+        count += 1
+    return min(count, max(0, len(second) - 1))
 
 
 @atexit.register

@@ -308,3 +308,44 @@ def test_prompt_numbers_sources_and_keeps_the_conversation():
     assert messages[2]["content"] == "Ann [1]."
     assert messages[3]["content"] == ("Sources:\n\n[1] A\nA fact.\n\n[2] B\nFirst fact. Second fact."
                                       "\n\nQuestion: Why?")
+
+
+def test_a_follow_up_prompt_repeats_the_earlier_prompt_and_reply_word_for_word():
+    from localsearch.prompt import HISTORY_CHARS, default_messages
+    from localsearch.types import Passage, Source
+
+    sources = [Source(1, "https://a.example", "A", "ok")]
+    first = default_messages("Who?", sources, [Passage("https://a.example", "Ann did.", 0, 8)])
+    turn = {"question": "Who?", "answer": "Ann [1].", "messages": first, "reply": "Ann did it [1]."}
+    follow_up = default_messages("When?", sources, [Passage("https://a.example", "In 1911.", 9, 17)], [turn])
+    # The earlier messages are a prefix of the new ones: llama.cpp's KV cache still holds them.
+    assert follow_up[:2] == first
+    assert follow_up[2] == {"role": "assistant", "content": "Ann did it [1]."}
+    assert follow_up[3]["content"].startswith("New sources") and follow_up[3]["content"].endswith("Question: When?")
+
+    # Too long to repeat, or without the model's reply: the turn shrinks to question and answer.
+    for shrunk in ({**turn, "reply": "x" * HISTORY_CHARS}, {"question": "Who?", "answer": "Ann [1]."}):
+        messages = default_messages("When?", sources, [], [shrunk])
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        assert messages[1]["content"] == "Who?" and messages[2]["content"] == "Ann [1]."
+
+
+@pytest.mark.parametrize("conversation", ["not a list", [{"answer": "no question"}], [{"question": 3}]])
+def test_a_malformed_conversation_is_a_clear_error(make_pipeline, conversation):
+    events = list(make_pipeline().ask("How tall is the lighthouse?", conversation=conversation))
+    assert events[-1].type == "error" and events[-1].data["fatal"]
+    assert "conversation must be a list" in events[-1].data["message"]
+
+
+def test_new_pages_are_stored_after_the_answer(make_pipeline, web):
+    """The answer does not wait for the new pages' passages to be embedded: they are stored
+    after it, and a later question finds them in the store."""
+    pipeline = make_pipeline(max_pages=3)
+    events = list(pipeline.ask("How far away can the Harrowmere Point light be seen?"))
+    kinds = [(e.type, e.data.get("stage")) for e in events]
+    assert kinds.index(("answer", None)) < kinds.index(("stage_end", "index")) < kinds.index(("done", None))
+    answer = next(e.data["answer"] for e in events if e.type == "answer")
+    assert any(c["url"].endswith("/articles/harrowmere-lighthouse") for c in answer["citations"])
+    assert pipeline.store.count() > 0
+    stored = pipeline.store.query(pipeline.embed(["lighthouse range"], "query")[0], 3)
+    assert {p.url for p in stored} <= {s["url"] for s in answer["sources"]}
