@@ -55,7 +55,8 @@ def plan_queries(question, conversation, config):
 
     firstresult. Return a list of query strings; ``None`` leaves it to the next
     implementation. With no implementation the question itself is the one query.
-    ``conversation`` is a list of ``{"question", "answer"}`` dicts, oldest first.
+    ``conversation`` is a list of ``{"question", "answer"}`` dicts, oldest first; a turn
+    the model answered also has ``"messages"`` (its prompt) and ``"reply"`` (its raw text).
     """
 
 
@@ -126,7 +127,9 @@ def build_prompt(question, sources, passages, conversation, config):
 
     firstresult. ``sources`` are the numbered ``Source`` objects, ``passages`` the selected
     ``Passage`` objects (best first). Return a list of ``{"role", "content"}`` dicts, or
-    ``None`` for the built-in prompt.
+    ``None`` for the built-in prompt. For a follow-up, the built-in prompt starts with the
+    last turn's ``messages`` and ``reply`` unchanged, so that a model that keeps its KV cache
+    (llama.cpp) evaluates only the new part; a plugin that wants that must do the same.
     """
 
 

@@ -141,3 +141,35 @@ def test_plugins_and_config_commands(home):
     assert config["path"] == str(home / "config.toml")
     top_k = next(s for s in config["settings"] if s["name"] == "top_k")
     assert top_k["value"] == 4 and top_k["origin"] == "LOCALSEARCH_TOP_K"
+
+
+def test_a_follow_up_reuses_the_kv_cache(make_pipeline):
+    from localsearch.pipeline import fold_events
+
+    pipeline = make_pipeline(llm=True, max_pages=2)
+    events = list(pipeline.ask(QUESTION))
+    first = fold_events(events)["usage"]
+    turn = next(e.data["turn"] for e in events if e.type == "answer")
+    assert turn["reply"].strip() and turn["messages"][0]["role"] == "system"
+    follow_up = fold_events(pipeline.ask("Who built the lighthouse?", conversation=[turn]))
+    assert "fatal" not in follow_up, follow_up["errors"]
+    usage = follow_up["usage"]
+    # The earlier prompt (and most of the reply) came from llama.cpp's KV cache, not prefill.
+    assert usage["cached_tokens"] >= first["prompt_tokens"]
+    assert usage["prompt_tokens"] > usage["cached_tokens"]
+
+
+def test_follow_up_on_the_command_line_continues_the_last_question(home, web):
+    common = ["--json", "--no-llm", "--searxng-url", web.url, "--max-pages", "2"]
+    none_yet = run(home, "ask", "--follow-up", *common, "Who built it?")
+    assert none_yet.returncode == 2 and "no earlier question" in none_yet.stderr
+    run(home, "ask", *common, QUESTION, check=True)
+    run(home, "ask", "-f", *common, "Who built it?", check=True)
+    turns = json.loads((home / "data" / "conversation.json").read_text())
+    assert [t["question"] for t in turns] == [QUESTION, "Who built it?"]
+    assert all(t["answer"] for t in turns)
+    run(home, "ask", *common, QUESTION, check=True)  # a plain ask starts a new conversation
+    assert len(json.loads((home / "data" / "conversation.json").read_text())) == 1
+    (home / "data" / "conversation.json").write_text("{not json")
+    broken = run(home, "ask", "-f", *common, "Who built it?")
+    assert broken.returncode == 2 and "cannot read" in broken.stderr
