@@ -48,8 +48,8 @@ def run(web, settings, home: Path) -> list[Row]:
             note="cited sources that are gold sources"),
         Row(BENCH, "LLM answer: accuracy", share(default, "accuracy"), share(large, "accuracy"), "%",
             Target("ratio", ">=", 1.0), note=f"{count}; {large_note}; equal or better quality is the target; "
-                                             f"{default['model_answers']} model answers stood (the others fell "
-                                             "back to the extractive one)"),
+                                             f"model answers that stood (the others fell back to the extractive "
+                                             f"one): {default['model_answers']} and {large['model_answers']}"),
         Row(BENCH, "LLM answer: prompt tokens", default["median_prompt_tokens"], large["median_prompt_tokens"],
             "tokens", Target("figure", "<=", 600, "tokens"), note="median per answer"),
         Row(BENCH, "LLM answer: citation precision", share(default, "citation_precision"),
