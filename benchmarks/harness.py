@@ -153,18 +153,32 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def rss_mb() -> float:
-    """Resident memory of this process, in MB (``/proc``; peak RSS where there is none)."""
+def _status_mb(field: str) -> float | None:
+    """A memory figure of this process from ``/proc/self/status`` (e.g. ``VmRSS``), in MB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def rss_mb() -> float:
+    """Resident memory of this process, in MB (``/proc``; peak RSS where there is none)."""
+    current = _status_mb("VmRSS")
+    if current is not None:
+        return current
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process, in MB (NaN without ``/proc``)."""
+    peak = _status_mb("VmHWM")
+    return float("nan") if peak is None else peak
 
 
 # -- environment -----------------------------------------------------------------------------

@@ -7,17 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .harness import median, timed
-
-
-def peak_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+from .harness import median, peak_mb, rss_mb, timed
 
 
 def open_ours(data_dir: str, embedder_name: str):
@@ -48,7 +38,6 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from .harness import rss_mb
     from .retrieval import unit_vectors
 
     query = (open_ours(args.data_dir, args.embedder_name) if args.mode == "ours"
