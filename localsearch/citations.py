@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
-from .text import CITATION_RE, citation_numbers, dot, split_sentences
+from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, split_sentences
 from .types import Answer, Citation, Passage, Source
 
-__all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts"]
+__all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts", "unanswered", "asked_for",
+           "gives", "why_not_standing"]
 
 # "capital. [1]" -> "capital [1]." so that a marker after the full stop stays with its sentence.
 _MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
@@ -70,6 +71,77 @@ def missing_facts(sentence: str, source_text: str) -> list[str]:
         if (is_number or is_name) and word.replace(",", "").lower() not in known:
             missing.append(word)
     return list(dict.fromkeys(missing))
+
+
+# What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
+_ASKS_NUMBER = re.compile(
+    r"^(?:(?:in|on|at|for|by|from|since|until|after|before|to)\s+)?(?:when\b|(?:what|which)\s+"
+    r"(?:year|date|day|month|decade|century)\b|how\s+(?:many|much|long|far|old|big|high|tall|deep|"
+    r"heavy|fast|large|wide|short|early|late)\b)", re.I)
+_ASKS_NAME = re.compile(r"^(?:(?:by|to|for|with|from|of)\s+)?(?:who|whom|whose)\b|"
+                        r"\b(?:name|named|called|codename|titled)\b", re.I)
+_NUMBER_WORDS = set("""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
+thousand million billion dozen half twice january february march april june july august september
+october november december monday tuesday wednesday thursday friday saturday sunday""".split())
+_LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s+")  # "1. The answer is ..." numbers a list, says nothing
+
+
+def asked_for(question: str) -> str:
+    """What kind of answer ``question`` wants, by its opening words: "a number or date" ("when",
+    "how many", "in what year"), "a name" ("who", "what is the name of"), or "" (anything)."""
+    if _ASKS_NUMBER.match(question.strip()):
+        return "a number or date"
+    if _ASKS_NAME.search(question):
+        return "a name"
+    return ""
+
+
+def gives(kind: str, question: str, sentence: str) -> bool:
+    """Whether ``sentence`` has an answer of ``kind`` (see ``asked_for``) that ``question``
+    itself does not already contain."""
+    asked = _terms(question)
+    words = [w for w in _TERM.findall(_LIST_NUMBER.sub("", sentence)) if w.replace(",", "").lower() not in asked]
+    if kind == "a number or date":
+        return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS or w == "May" for w in words)
+    if kind == "a name":
+        return any(w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS for w in words)
+    return True
+
+
+def unanswered(question: str, sentence: str) -> str:
+    """What ``question`` asks for that ``sentence`` does not give, or "".
+
+    A small model often restates the question ("The codename of the 3.0 release is Quillstone
+    3.0") or the source's title, which the similarity check passes; a "when" question answered
+    without a date has not been answered.
+    """
+    kind = asked_for(question)
+    return kind if kind and not gives(kind, question, sentence) else ""
+
+
+def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | None = None) -> str:
+    """Why a grounded model ``answer`` must not replace the extractive one, or "" if it may.
+
+    It may not when no source supports any of it; when the supported sentences do not give
+    what the question asks for (see ``unanswered``); or, given ``evidence`` (the extractive
+    answer's citations: the best-ranked sentences), when a supported sentence rests on any
+    other sentence. A small model that strays from the best evidence has usually picked up the
+    wrong date or name from elsewhere on the page ("first lit on 2 March 2024", the day it
+    reopened), and the similarity check cannot tell.
+    """
+    supported = [c for c in answer.citations if c.supported]
+    if not supported:
+        return "no source supports the model's answer"
+    lacking = unanswered(question, " ".join(c.sentence for c in supported))
+    if lacking:
+        return f"the sentences a source supports do not give {lacking} the question asks for"
+    if evidence is not None:
+        best = {(c.url, c.start, c.end) for c in evidence}
+        strays = [c.sentence for c in supported if (c.url, c.start, c.end) not in best]
+        if strays:
+            return f"the model's answer rests on other sentences than the best-ranked ones ({strays[0]!r})"
+    return ""
 
 
 def ground_answer(question: str, text: str, sources: list[Source], candidates: list[Passage],

@@ -60,6 +60,10 @@ CORE_SETTINGS = [
     Setting("temperature", 0.2, "sampling temperature of the language model"),
     Setting("candidate_factor", 3, "passages searched for answer sentences: top_k times this", minimum=1),
     Setting("keyword_weight", 0.35, "share of a sentence's score from the question's words (the rest: meaning)"),
+    Setting("answer_kind_bonus", 0.15, "added to a sentence's score when it has the kind of answer the "
+                                      "question asks for: a number for 'how many', a name for 'who'"),
+    Setting("answer_from_evidence", True, "the model's answer stands only if what a source supports in it "
+                                         "rests on the extractive answer's sentences (off: on any source sentence)"),
     Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),
     Setting("min_words", 20, "pages whose main text has fewer words are skipped as 'no content'"),
     Setting("support_threshold", 0.5, "similarity below which a cited sentence is flagged unsupported"),

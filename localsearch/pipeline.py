@@ -17,7 +17,8 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .citations import extractive_answer, ground_answer, sanitize_answer_text
+from .citations import (asked_for, extractive_answer, gives, ground_answer, sanitize_answer_text,
+                        why_not_standing)
 from .config import Config
 from .errors import Cancelled, ConfigError, LocalsearchError, PluginError
 from .plugins import load_plugins, pm
@@ -499,12 +500,17 @@ class Pipeline:
                 centroid = [sum(column) for column in zip(*members[i])] if i in members else []
                 norm = sum(x * x for x in centroid) ** 0.5 or 1.0
                 passage.score = round(dot(query_vector, centroid) / norm, 4) if centroid else 0.0
-        weight = config.keyword_weight
+        weight, kind = config.keyword_weight, asked_for(question)
         for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
             # Meaning alone ranks the page's lead sentence first for every question about the
             # page; the question's rarer words find the sentence that answers this one.
             meaning = 0.75 * closeness + 0.25 * passages[owner].score
-            candidate.score = round((1 - weight) * meaning + weight * words, 4)
+            candidate.score = (1 - weight) * meaning + weight * words
+            # "How many members" is answered by the sentence with a number in it, not by the
+            # one that best restates the question.
+            if kind and gives(kind, question, candidate.text):
+                candidate.score += config.answer_kind_bonus
+            candidate.score = round(candidate.score, 4)
         retrieval.candidates, retrieval.candidate_vectors = candidates, vectors
         best = [0.0] * len(passages)
         for owner, candidate in zip(owners, candidates):
@@ -573,13 +579,16 @@ class Pipeline:
                                         {url: d.text for url, d in retrieval.documents.items()})
                 checked.model = model.name
                 yield run.end("verify", citations=len(checked.citations))
-                if any(c.supported for c in checked.citations):
+                why = why_not_standing(question, checked,
+                                       extractive.citations if config.answer_from_evidence else None)
+                if not why:
                     answer = checked
                 else:
-                    # Nothing the model wrote is backed by a source: the cited extract is the honest answer.
-                    yield Event("error", {"message": "no source supports the model's answer, so the extractive "
-                                          f"answer stands (the model wrote: {checked.text})",
-                                          "fatal": False, "stage": "verify"})
+                    # Nothing the model wrote is backed by a source, or what is backed does not
+                    # answer the question or strays from the best evidence: the cited extract
+                    # is the honest answer.
+                    yield Event("error", {"message": f"{why}, so the extractive answer stands (the model "
+                                          f"wrote: {checked.text})", "fatal": False, "stage": "verify"})
 
         numbers = {s.n: s.url for s in sources}
         frozen = [dataclasses.replace(s) for s in sources]

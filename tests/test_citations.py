@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localsearch.citations import ground_answer, missing_facts
+from localsearch.citations import asked_for, ground_answer, missing_facts, unanswered, why_not_standing
 from localsearch.types import Passage, Source
 
 LIGHTHOUSE = ("The lighthouse was first lit on 14 October 1887. Its keeper, Edwin Marsh, kept the lamp "
@@ -72,3 +72,63 @@ def test_sentence_nothing_supports_is_listed_as_unsupported(embed):
     answer = ground("Bananas are an excellent source of potassium for athletes.", embed)
     assert answer.citations == []
     assert answer.unsupported == ["Bananas are an excellent source of potassium for athletes."]
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("In what year was the lighthouse first lit?", "a number or date"),
+    ("When was the lighthouse first lit?", "a number or date"),
+    ("For how many minutes is the tart baked?", "a number or date"),
+    ("How long is an adult beetle?", "a number or date"),
+    ("Who was the last keeper?", "a name"),
+    ("What was the codename of the 3.0 release?", "a name"),
+    ("What is the name of the first ferry?", "a name"),
+    ("Why did the dam fail?", ""),
+    ("What is the secret ingredient?", ""),
+])
+def test_what_a_question_asks_for(question, kind):
+    assert asked_for(question) == kind
+
+
+def test_an_answer_gives_what_the_question_asks_for_only_if_the_question_lacks_it():
+    question = "What was the codename of the Quillstone 3.0 release?"
+    assert unanswered(question, "The codename of the Quillstone 3.0 release is Quillstone 3.0.") == "a name"
+    assert unanswered(question, "It was called Bramblewood.") == ""
+    question = "How many inserts per second did Quillstone 3.0 sustain on a Raspberry Pi 5?"
+    assert unanswered(question, "The answer is: 3.0") == "a number or date"
+    assert unanswered(question, "It sustained 182,000 inserts per second.") == ""
+    assert unanswered("How many minutes is it baked?", "1. The source is a recipe.") == "a number or date"
+    assert unanswered("How many minutes is it baked?", "It is baked for forty-two minutes.") == ""
+    assert unanswered("Who found it?", "the first one was found in the forest.") == "a name"
+    assert unanswered("Why did it fail?", "Because of the rain.") == ""
+
+
+def test_a_model_answer_stands_only_if_a_supported_sentence_answers(embed):
+    keeper = "Who kept the lamp burning at the lighthouse?"
+    grounded = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1].", embed)
+    assert why_not_standing(keeper, grounded) == ""
+    restated = ground("The keeper of the lighthouse kept the lamp burning for forty years [1].", embed)
+    assert restated.citations[0].supported  # backed by the source, yet it names nobody
+    assert why_not_standing(keeper, restated) == "the sentences a source supports do not give a name the question asks for"
+    invented = ground("Bananas are an excellent source of potassium for athletes.", embed)
+    assert why_not_standing(keeper, invented) == "no source supports the model's answer"
+
+
+def test_the_sentence_with_the_kind_of_answer_asked_for_ranks_higher(make_pipeline):
+    from localsearch.pipeline import fold_events
+
+    question = "How long is an adult Velkaro glass beetle?"
+    without = fold_events(make_pipeline(answer_kind_bonus=0.0).ask(question))
+    assert "7.3" not in without["answer"]  # sentences about the beetle, none with its length
+    assert "7.3 mm" in fold_events(make_pipeline().ask(question))["answer"]
+
+
+def test_a_model_answer_that_strays_from_the_best_evidence_does_not_stand(embed):
+    question = "When was the lighthouse first lit?"
+    answer = ground("The lighthouse was first lit in 1887 [1].", embed)
+    (citation,) = answer.citations
+    assert citation.supported and citation.quote == "The lighthouse was first lit on 14 October 1887."
+    keeper = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1].", embed).citations
+    assert why_not_standing(question, answer, evidence=[citation]) == ""
+    assert why_not_standing(question, answer) == ""  # no evidence given: any supporting sentence will do
+    assert why_not_standing(question, answer, evidence=keeper).startswith(
+        "the model's answer rests on other sentences than the best-ranked ones")
