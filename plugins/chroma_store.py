@@ -77,16 +77,17 @@ class ChromaStore:
                         content_hash=meta.get("content_hash", ""))
 
     def _passage_ids(self, page_ids: list[str]) -> tuple[list[str], list[str]]:
-        """The passage ids of pages whose record lists them, and the pages whose record does
-        not (stored by an older version, or not stored at all)."""
+        """The passage ids of the stored pages among ``page_ids``, and the pages whose record
+        does not list them (stored by an older version). Pages never stored have neither."""
         found = self.pages.get(ids=page_ids, include=["metadatas"])
-        ids, listed = [], set()
+        ids, unlisted = [], []
         for page_id, meta in zip(found["ids"], found["metadatas"]):
             spans = (meta or {}).get("spans")
             if isinstance(spans, str):
-                listed.add(page_id)
                 ids.extend(f"{page_id}:{span}" for span in spans.split(",") if span)
-        return ids, [p for p in page_ids if p not in listed]
+            else:
+                unlisted.append(page_id)
+        return ids, unlisted
 
     def add_document(self, document, passages, vectors):
         page_id = _page_id(document.url)

@@ -84,3 +84,21 @@ def test_pages_stored_without_a_passage_list_are_still_found_and_replaced(store)
     assert_same(store.query(query.tolist(), 5, urls=both), raw_restricted(store, query, 5, both))
     add_page(store, "https://example.org/old", ["replaced"], unit(rng, 1))
     assert store.count() == 5
+
+
+def test_a_new_page_is_added_without_filtering_the_index(store, monkeypatch):
+    rng = np.random.default_rng(6)
+    add_page(store, "https://example.org/first", ["one", "two"], unit(rng, 2))
+    collection_type, filters = type(store.passages), []
+    original_delete = collection_type.delete
+
+    def spy(self, ids=None, where=None, **kwargs):
+        if where is not None:
+            filters.append(where)
+        return original_delete(self, ids=ids, where=where, **kwargs)
+
+    monkeypatch.setattr(collection_type, "delete", spy)
+    add_page(store, "https://example.org/second", ["three"], unit(rng, 1))
+    add_page(store, "https://example.org/first", ["one again"], unit(rng, 1))
+    assert filters == []  # old passages deleted by id, a new page deletes nothing
+    assert store.count() == 2
