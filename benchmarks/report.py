@@ -174,10 +174,16 @@ def stamp() -> str:
 
 
 def merge(previous: dict, rows: list[Row], runs: dict, rerun: set[str]) -> tuple[list[Row], dict, list[dict]]:
-    """This run's rows plus the earlier rows of the benchmarks it did not run; the earlier
-    latency runs too when end to end was not run again."""
-    kept = [Row.from_dict(data) for data in previous.get("rows", []) if data["bench"] not in rerun]
-    merged = sorted(kept + rows, key=lambda row: int(row.bench.split()[0]))  # stable: order within a benchmark stays
+    """This run's rows plus the earlier rows of the benchmarks it did not run, and of those it
+    ran, the earlier figures it did not measure again (the 1M-passage rows of a run without
+    ``--full``); the earlier latency runs too when end to end was not run again."""
+    measured = {(row.bench, row.metric) for row in rows if row.ours is not None}
+    earlier = [Row.from_dict(data) for data in previous.get("rows", [])]
+    kept = [row for row in earlier if row.bench not in rerun
+            or (row.ours is not None and (row.bench, row.metric) not in measured)]
+    shadowed = {(row.bench, row.metric) for row in kept}
+    rows = [row for row in rows if row.ours is not None or (row.bench, row.metric) not in shadowed]
+    merged = sorted(rows + kept, key=lambda row: int(row.bench.split()[0]))  # stable: order within a benchmark stays
     if not runs and "6 End to end" not in rerun:
         runs = previous.get("latency", {})
     return merged, runs, previous.get("runs", [])
@@ -185,15 +191,17 @@ def merge(previous: dict, rows: list[Row], runs: dict, rerun: set[str]) -> tuple
 
 def write(out: Path, rows: list[Row], runs: dict, machine: dict, versions: dict, command: str,
           seconds: float, rerun: set[str] | None = None, when: str = "") -> tuple[Path, Path]:
-    """Write the report. ``rerun``: the benchmarks this run measured, when it measured only
-    some (``--only``); the rows of the others come from ``benchmarks.json``."""
+    """Write the report. ``rerun``: the benchmarks this run measured (default: those ``rows``
+    belong to); the rows of the others, and earlier figures this run did not measure again,
+    come from ``benchmarks.json``."""
     out.mkdir(parents=True, exist_ok=True)
     text_path, chart_path, data_path = out / "benchmarks.md", out / CHART, out / DATA
     when = when or stamp()
     for row in rows:
         row.run = row.run or when
     history: list[dict] = []
-    if rerun is not None and data_path.exists():
+    if data_path.exists():
+        rerun = rerun if rerun is not None else {row.bench for row in rows}
         rows, runs, history = merge(json.loads(data_path.read_text(encoding="utf-8")), rows, runs, rerun)
     history = [run for run in history if any(r.run == run["when"] for r in rows) and run["when"] != when]
     history.append({"when": when, "command": command, "minutes": round(seconds / 60, 1), "machine": machine,

@@ -70,7 +70,8 @@ def test_the_report_has_the_table_and_a_png_chart(tmp_path):
           "python -m benchmarks", 1.0)
     rewritten = text.read_text()
     assert rewritten.count("## Answer quality\n\nBy hand.") == 1 and rewritten.count("## Results") == 1
-    assert "end to end was not measured" in rewritten.lower()
+    # That run did not measure end to end: the earlier latency figures stay.
+    assert "end to end was not measured" not in rewritten.lower() and "| **total** | 4.00 |" in rewritten
 
 
 def test_a_run_of_some_benchmarks_keeps_the_other_rows(tmp_path):
@@ -93,9 +94,17 @@ def test_a_run_of_some_benchmarks_keeps_the_other_rows(tmp_path):
     assert "from the run of" not in rows[1][7]
     assert "2026-11-25 02:00:00 UTC: `python -m benchmarks --full`" in text.read_text()  # the earlier run is named
 
-    # A run of everything starts afresh.
-    text, _ = write(tmp_path, later, {}, machine, {"python": "3"}, "python -m benchmarks", 6.0)
-    assert [row[0] for row in result_rows(text.read_text())] == ["6 End to end"]
+    # A run without --full measures retrieval again at small scales only: the 1M figure stays.
+    small = [Row("5 Retrieval", "top-10 query at 10,000 passages", 3.0, 3.1, "ms"),
+             Row("5 Retrieval", "top-10 query at 1,000,000 passages", None, None, "ms",
+                 Target("figure", "<=", 20, "ms"), note="not measured in this run")]
+    text, _ = write(tmp_path, small, {}, machine, {"python": "3"}, "python -m benchmarks", 6.0,
+                    when="2026-11-25 04:00:00 UTC")
+    rows = result_rows(text.read_text())
+    assert [row[:3] for row in rows] == [["5 Retrieval", "top-10 query at 10,000 passages", "3.00 ms"],
+                                          ["5 Retrieval", "top-10 query at 1,000,000 passages", "9.00 ms"],
+                                          ["6 End to end", "warm: prompt tokens", "450 tokens"]]
+    assert "from the run of" in rows[1][7]
 
 
 @pytest.mark.slow
