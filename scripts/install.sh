@@ -21,5 +21,13 @@ python=$(command -v python3.11 || command -v python3)
 # torch first and pinned: left to itself, sentence-transformers pulls a CUDA build of several GB.
 # Set TORCH_SPEC (and PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel index) to choose another build.
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+# llama.cpp compiles for this CPU (-march=native). Some virtual machines advertise Intel AMX but
+# fault on its first tile instruction (seen on a Firecracker VM: SIGSEGV at ldtilecfg in the first
+# llama_decode), so build without AMX: it only speeds up large-batch prefill where it works.
+# No pip cache: a wheel built earlier with AMX would otherwise be reused.
+amx_off="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+echo 'int main(void) { return 0; }' | cc $amx_off -x c - -o /dev/null 2>/dev/null || amx_off=""
+CFLAGS="${CFLAGS:-} $amx_off" CXXFLAGS="${CXXFLAGS:-} $amx_off" \
+  .venv/bin/python -m pip install -q --no-cache-dir "llama-cpp-python>=0.3"
 .venv/bin/python -m pip install -q -e ".[all,test]"
 echo "localsearch is installed: .venv/bin/localsearch --help"
