@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, split_sentences
+from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, split_sentences, stem
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts", "unanswered", "asked_for",
@@ -62,15 +62,22 @@ def missing_facts(sentence: str, source_text: str) -> list[str]:
     Embedding similarity cannot tell "found by Priya Ambrose" from "found by Lucien Delacre";
     a name or number the source does not contain is the commonest small-model invention.
     """
-    known = _terms(source_text)
-    words = _TERM.findall(sentence)
-    missing = []
-    for position, word in enumerate(words):
-        is_number = word[0].isdigit()
-        is_name = position > 0 and word[0].isupper() and len(word) > 2
-        if (is_number or is_name) and word.replace(",", "").lower() not in known:
-            missing.append(word)
-    return list(dict.fromkeys(missing))
+    return _absent(_facts(sentence), source_text)
+
+
+def _facts(sentence: str) -> list[str]:
+    """The numbers and names (capitalised words after the first) of ``sentence``."""
+    words = _TERM.findall(_LIST_NUMBER.sub("", sentence))
+    return list(dict.fromkeys(word for position, word in enumerate(words)
+                              if word[0].isdigit() or (position > 0 and word[0].isupper() and len(word) > 2)))
+
+
+def _absent(facts: list[str], text: str) -> list[str]:
+    """Those of ``facts`` that ``text`` lacks; an inflected name ("Ferries", "Ferry") is there."""
+    known = _terms(text)
+    stems = {stem(term) for term in known}
+    return [fact for fact in facts
+            if fact.replace(",", "").lower() not in known and stem(fact.lower()) not in stems]
 
 
 # What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
@@ -105,7 +112,10 @@ def gives(kind: str, question: str, sentence: str) -> bool:
     if kind == "a number or date":
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS or w == "May" for w in words)
     if kind == "a name":
-        return any(w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS for w in words)
+        # "The chief executive of the Norvane Ferry Company is Norvane Ferries" names nobody.
+        asked_stems = {stem(term) for term in asked}
+        return any(w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS
+                   and stem(w.lower()) not in asked_stems for w in words)
     return True
 
 
@@ -171,10 +181,18 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     vectors = dict(zip(checkable, embed([parsed[i][0] for i in checkable]))) if checkable else {}
 
     def check(n: int, clean: str, scores: list[float]) -> Citation:
-        best = max(per_source[n], key=lambda j: scores[j])
-        missing = missing_facts(clean, documents.get(by_n[n].url, ""))
+        source = by_n[n]
+        missing = missing_facts(clean, documents.get(source.url, ""))
+        # What the sentence adds to the question and the title (the answer's names and numbers)
+        # must be in the source sentence it is tied to: by similarity alone "perihelion on 24
+        # February" rests on the sentence that says 14 February, and the reader is sent there.
+        adds = _absent(_facts(clean), f"{question} {source.title}")
+        holding = [j for j in per_source[n] if not _absent(adds, candidates[j].text)]
+        best = max(holding or per_source[n], key=lambda j: scores[j])
         if missing:
             reason = "the source never mentions " + ", ".join(missing)
+        elif not holding:
+            reason = "no sentence of the source read for the answer has " + ", ".join(adds)
         elif scores[best] < threshold:
             reason = f"similarity {scores[best]:.2f} to the closest passage is below {threshold:g}"
         else:

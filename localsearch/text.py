@@ -94,8 +94,11 @@ into is it its many much of on or that the their there these this those to was w
 which who whom whose why will with would""".split())
 
 
-def _stem(word: str) -> str:
-    """A crude stemmer: enough that "specimens" meets "specimen" and "collected" "collect"."""
+def stem(word: str) -> str:
+    """A crude stemmer: enough that "specimens" meets "specimen", "collected" "collect" and
+    "ferries" "ferry"."""
+    if len(word) > 5 and word.endswith("ies"):
+        return word[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -104,7 +107,7 @@ def _stem(word: str) -> str:
 
 def keywords(text: str) -> set[str]:
     """The stemmed content words of ``text``."""
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+    return {stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
 def keyword_scores(question: str, texts: list[str]) -> list[float]:

@@ -68,6 +68,19 @@ def test_wrong_source_or_invented_fact_is_flagged(embed):
     assert "[2][1]" in answer.text
 
 
+def test_the_sentence_cited_is_the_one_that_holds_the_answers_names_and_numbers(embed):
+    # Closest in meaning to the keeper's sentence, but the year is in the other one: a reader
+    # sent to the keeper's sentence would not find it.
+    answer = ground("The keeper kept the lamp burning until 1887 [1].", embed)
+    (citation,) = answer.citations
+    assert citation.quote == "The lighthouse was first lit on 14 October 1887."
+    # Each fact is on the page, but no one sentence says them together.
+    answer = ground("Edwin Marsh first lit the lighthouse in 1887 [1].", embed)
+    (citation,) = answer.citations
+    assert not citation.supported
+    assert citation.reason == "no sentence of the source read for the answer has Marsh, 1887"
+
+
 def test_sentence_nothing_supports_is_listed_as_unsupported(embed):
     answer = ground("Bananas are an excellent source of potassium for athletes.", embed)
     assert answer.citations == []
@@ -99,6 +112,9 @@ def test_an_answer_gives_what_the_question_asks_for_only_if_the_question_lacks_i
     assert unanswered("How many minutes is it baked?", "1. The source is a recipe.") == "a number or date"
     assert unanswered("How many minutes is it baked?", "It is baked for forty-two minutes.") == ""
     assert unanswered("Who found it?", "the first one was found in the forest.") == "a name"
+    who = "Who is the chief executive of the Norvane Ferry Company?"
+    assert unanswered(who, "The chief executive of the Norvane Ferry Company is Norvane Ferries.") == "a name"
+    assert unanswered(who, "Its chief executive is Ingrid Thorsdóttir.") == ""
     assert unanswered("Why did it fail?", "Because of the rain.") == ""
 
 
