@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "keywords", "keyword_scores"]
+           "keywords", "keyword_scores", "stem"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.

@@ -27,7 +27,14 @@ python=$(command -v python3.11 || command -v python3)
 # No pip cache: a wheel built earlier with AMX would otherwise be reused.
 amx_off="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 echo 'int main(void) { return 0; }' | cc $amx_off -x c - -o /dev/null 2>/dev/null || amx_off=""
+# An install from before this fix is rebuilt if its library holds AMX tile instructions.
+rebuild=()
+ggml_cpu=$(ls .venv/lib/python3*/site-packages/llama_cpp/lib/libggml-cpu.so 2>/dev/null | head -1 || true)
+if [ -n "$amx_off" ] && [ -n "$ggml_cpu" ] && command -v objdump >/dev/null \
+    && objdump -d "$ggml_cpu" | grep ldtilecfg >/dev/null; then
+  rebuild=(--force-reinstall --no-deps)
+fi
 CFLAGS="${CFLAGS:-} $amx_off" CXXFLAGS="${CXXFLAGS:-} $amx_off" \
-  .venv/bin/python -m pip install -q --no-cache-dir "llama-cpp-python>=0.3"
+  .venv/bin/python -m pip install -q --no-cache-dir "${rebuild[@]}" "llama-cpp-python>=0.3"
 .venv/bin/python -m pip install -q -e ".[all,test]"
 echo "localsearch is installed: .venv/bin/localsearch --help"
