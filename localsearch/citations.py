@@ -74,6 +74,8 @@ def _facts(sentence: str) -> list[str]:
 
 def _absent(facts: list[str], text: str) -> list[str]:
     """Those of ``facts`` that ``text`` lacks; an inflected name ("Ferries", "Ferry") is there."""
+    if not facts:  # nothing to look for (a sentence adding no name or number): every text holds it
+        return []
     known = _terms(text)
     stems = {stem(term) for term in known}
     return [fact for fact in facts
