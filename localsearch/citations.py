@@ -183,12 +183,12 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     vectors = dict(zip(checkable, embed([parsed[i][0] for i in checkable]))) if checkable else {}
 
     def check(n: int, clean: str, scores: list[float]) -> Citation:
-        source = by_n[n]
-        missing = missing_facts(clean, documents.get(source.url, ""))
+        source, facts = by_n[n], _facts(clean)
+        missing = _absent(facts, documents.get(source.url, ""))  # as missing_facts(clean, page)
         # What the sentence adds to the question and the title (the answer's names and numbers)
         # must be in the source sentence it is tied to: by similarity alone "perihelion on 24
         # February" rests on the sentence that says 14 February, and the reader is sent there.
-        adds = _absent(_facts(clean), f"{question} {source.title}")
+        adds = _absent(facts, f"{question} {source.title}")
         holding = [j for j in per_source[n] if not _absent(adds, candidates[j].text)]
         best = max(holding or per_source[n], key=lambda j: scores[j])
         if missing:
