@@ -41,6 +41,7 @@ class FetchStatus:
     ERROR = "error"
     NO_CONTENT = "no content"
     NO_FETCHER = "no fetcher"
+    BLOCKED = "blocked"  # the URL policy refused it (a private address, a file: URL, ...)
 
 
 @dataclass

@@ -1,7 +1,17 @@
 """Fetcher: async HTTP with httpx (and ``file://`` URLs for local HTML files).
 
 Every outcome is a status on the Page, never an exception: ok, timeout, too large, not HTML,
-HTTP error, redirect loop, error.
+HTTP error, redirect loop, blocked, error.
+
+The URL policy (``localsearch.urlpolicy``, setting ``allowed_hosts``) holds for every hop: each
+URL, the first and every redirect, is checked before it is requested (scheme, numeric and local
+hosts), and every connection is checked where it is made: the host name is resolved once, every
+address it resolves to must be allowed, and the socket connects to those checked addresses, so
+a DNS answer that changes between a check and the connection (rebinding) cannot reach the
+user's machine or network. A redirect never leads into ``file:``. Proxies from the environment
+are not used for page fetches (``trust_env=False``): through a proxy the connection goes to the
+proxy, which resolves and reaches the page's host itself, past every address check here, and a
+proxy on the user's machine or network reaches exactly what the policy keeps out.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from localsearch import hookimpl
 from localsearch.types import FetchStatus, Page
+from localsearch.urlpolicy import UrlPolicy
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 # Magic numbers of formats that arrive labelled text/html more often than one would hope.
@@ -111,6 +122,119 @@ class _TooLarge(Exception):
     pass
 
 
+class _Blocked(Exception):
+    """The URL policy refused where a redirect leads (``url``) or the address a connection
+    was about to be made to."""
+
+    def __init__(self, reason: str, url: str = ""):
+        super().__init__(reason)
+        self.url = url
+
+
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried too (RFC 8305), as anyio does
+
+
+@functools.cache
+def _guarded_classes():
+    """The network backend that checks every connection against the URL policy, and the httpx
+    transport that uses it; built on first use so that importing this plugin stays cheap.
+
+    httpcore takes a custom network backend publicly (``AsyncConnectionPool(network_backend=
+    ...)``), but httpx's ``AsyncHTTPTransport`` does not pass one through; the transport below
+    therefore replaces the pool it builds, ``AsyncHTTPTransport._pool`` (httpx 0.27-0.28, with
+    httpcore 1.0), keeping httpx's request/response and exception mapping. If an httpx release
+    moves the pool, ``guarded_transport`` returns None and the fetcher checks each hop with DNS
+    instead (no protection against rebinding); tests/test_urlpolicy.py fails on that."""
+    import ipaddress
+    import socket
+
+    import anyio
+    import httpcore
+    import httpx
+
+    class GuardedBackend(httpcore.AsyncNetworkBackend):
+        def __init__(self, policy: UrlPolicy):
+            self.policy = policy
+            self.inner = httpcore.AnyIOBackend()
+
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            try:
+                with anyio.fail_after(timeout):  # resolving and connecting, together
+                    addresses = await self._resolve(host, port)
+                    reason = self.policy.check_addresses(host, port, addresses)
+                    if reason:
+                        raise _Blocked(reason)
+                    return await self._connect(addresses, port, dict(
+                        timeout=None, local_address=local_address, socket_options=socket_options))
+            except TimeoutError:
+                raise httpcore.ConnectTimeout(f"connecting to {host} timed out") from None
+
+        async def _resolve(self, host, port) -> list[str]:
+            try:
+                return [str(ipaddress.ip_address(host.split("%", 1)[0]))]
+            except ValueError:
+                pass
+            try:
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as error:  # idna's errors are UnicodeErrors
+                raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from None
+            v6 = [info[4][0] for info in infos if info[0] == socket.AF_INET6]
+            v4 = [info[4][0] for info in infos if info[0] != socket.AF_INET6]
+            ordered = [a for pair in zip(v6, v4) for a in pair] + v6[len(v4):] + v4[len(v6):]
+            if not ordered:
+                raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+            return list(dict.fromkeys(ordered))
+
+        async def _connect(self, addresses, port, kwargs):
+            """Connect to the first of ``addresses`` that answers, starting the next one after
+            HAPPY_EYEBALLS_DELAY or as soon as the previous one fails."""
+            if len(addresses) == 1:
+                return await self.inner.connect_tcp(addresses[0], port, **kwargs)
+            winner, errors = None, []
+
+            async def attempt(address, done):
+                nonlocal winner
+                try:
+                    stream = await self.inner.connect_tcp(address, port, **kwargs)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                    errors.append(error)
+                else:
+                    if winner is None:
+                        winner = stream
+                        group.cancel_scope.cancel()
+                    else:
+                        await stream.aclose()
+                finally:
+                    done.set()
+
+            async with anyio.create_task_group() as group:
+                for address in addresses:
+                    done = anyio.Event()
+                    group.start_soon(attempt, address, done)
+                    with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                        await done.wait()
+            if winner is None:
+                raise errors[-1] if errors else httpcore.ConnectError(f"could not connect to port {port}")
+            return winner
+
+        async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+            raise _Blocked("page fetches do not use Unix sockets")
+
+        async def sleep(self, seconds):
+            await anyio.sleep(seconds)
+
+    def guarded_transport(policy: UrlPolicy):
+        transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False)
+        if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+            return None
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(), max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0,
+            network_backend=GuardedBackend(policy))
+        return transport
+
+    return GuardedBackend, guarded_transport
+
+
 async def _fetch_http(url, config) -> Page:
     import httpx
 
@@ -128,6 +252,12 @@ async def _fetch_http(url, config) -> Page:
     return page
 
 
+def _blocked(url, current, reason) -> Page:
+    if current != url:
+        reason = f"redirected to {current}: {reason}"
+    return Page(url, FetchStatus.BLOCKED, final_url=current, reason=reason)
+
+
 async def _follow(url, config) -> Page:
     import httpx
 
@@ -136,36 +266,59 @@ async def _follow(url, config) -> Page:
                "Accept-Encoding": "gzip, deflate"}
     seen = set()
     current = url
+    policy = UrlPolicy.from_config(config)
+    transport = _guarded_classes()[1](policy)
+
+    async def check_redirect(response):
+        # Before httpx parses the Location, which it refuses for some forms (0177.0.0.1, data:)
+        # with an error that would hide what the redirect tried.
+        if response.has_redirect_location:
+            target = urljoin(current, response.headers["location"])
+            reason = policy.check_syntax(target)
+            if reason:
+                raise _Blocked(reason, target)
+
+    # trust_env=False: no proxy from the environment (see the module's docstring), no .netrc
+    # credentials sent to whatever host a search result names.
     async with httpx.AsyncClient(headers=headers, follow_redirects=False, timeout=config.fetch_timeout,
-                                 verify=_ssl_context()) as client:
+                                 verify=_ssl_context(), transport=transport, trust_env=False,
+                                 event_hooks={"response": [check_redirect]}) as client:
         for _ in range(config.max_redirects + 1):
             if current in seen:
                 return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current, reason=f"redirects back to {current}")
             seen.add(current)
-            async with client.stream("GET", current) as response:
-                if response.is_redirect and "location" in response.headers:
-                    current = urljoin(current, response.headers["location"])
-                    continue
-                if response.status_code >= 400:
-                    return Page(url, FetchStatus.HTTP_ERROR, final_url=current, http_status=response.status_code,
-                                reason=f"HTTP {response.status_code} {response.reason_phrase}".strip())
-                content_type = response.headers.get("content-type", "")
-                if content_type and content_type.split(";")[0].strip().lower() not in HTML_TYPES:
-                    return Page(url, FetchStatus.NOT_HTML, final_url=current, http_status=response.status_code,
-                                content_type=content_type, reason=f"content type {content_type.split(';')[0]}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    return Page(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
-                                reason=f"{int(declared):,} bytes, over the {limit:,}-byte cap")
-                body = bytearray()
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) > limit:  # no or wrong Content-Length: stop reading at the cap
+            # Each hop: scheme, numeric and local hosts here; the addresses a name resolves to
+            # when the connection is made (or here, with DNS, if the transport is not guarded).
+            reason = policy.check_syntax(current) if transport else await asyncio.to_thread(policy.check, current)
+            if reason:
+                return _blocked(url, current, reason)
+            try:
+                async with client.stream("GET", current) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    if response.status_code >= 400:
+                        return Page(url, FetchStatus.HTTP_ERROR, final_url=current, http_status=response.status_code,
+                                    reason=f"HTTP {response.status_code} {response.reason_phrase}".strip())
+                    content_type = response.headers.get("content-type", "")
+                    if content_type and content_type.split(";")[0].strip().lower() not in HTML_TYPES:
+                        return Page(url, FetchStatus.NOT_HTML, final_url=current, http_status=response.status_code,
+                                    content_type=content_type, reason=f"content type {content_type.split(';')[0]}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
                         return Page(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
-                                    reason=f"over the {limit:,}-byte cap")
-                if response.headers.get("content-encoding"):
-                    body = bytearray(_decompress(bytes(body), response.headers["content-encoding"], limit))
-                return _content(url, bytes(body), content_type, config, response.status_code, current)
+                                    reason=f"{int(declared):,} bytes, over the {limit:,}-byte cap")
+                    body = bytearray()
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > limit:  # no or wrong Content-Length: stop reading at the cap
+                            return Page(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
+                                        reason=f"over the {limit:,}-byte cap")
+                    if response.headers.get("content-encoding"):
+                        body = bytearray(_decompress(bytes(body), response.headers["content-encoding"], limit))
+                    return _content(url, bytes(body), content_type, config, response.status_code, current)
+            except _Blocked as error:  # a redirect's target, or where the connection was to be made
+                return _blocked(url, error.url or current, str(error))
     return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current,
                 reason=f"more than {config.max_redirects} redirects")
 

@@ -12,8 +12,11 @@ from localsearch.types import FetchStatus, Page
 
 
 @pytest.fixture
-def config(home):
-    return Config.load({"fetch_timeout": 2.0, "max_page_bytes": 3_000_000, "max_redirects": 4})
+def config(home, web):
+    # The test web is on 127.0.0.1, which the URL policy refuses unless the user allows it:
+    # allow exactly its port.
+    return Config.load({"fetch_timeout": 2.0, "max_page_bytes": 3_000_000, "max_redirects": 4,
+                        "allowed_hosts": [f"{web.host}:{web.port}"]})
 
 
 def fetch(url, config) -> Page:
@@ -41,6 +44,7 @@ def test_bad_pages_get_a_clear_status(web, config, path, status, reason):
 
 
 def test_unreachable_host_is_an_error_not_a_crash(config):
+    config = config.replace(allowed_hosts=config.allowed_hosts + ["127.0.0.1:9"])
     page = fetch("http://127.0.0.1:9/nothing", config)  # port 9: nothing listens
     assert page.status == FetchStatus.ERROR and page.reason
 
@@ -93,9 +97,10 @@ def test_extraction_skips_boilerplate_and_empty_pages(web, config):
     assert "cookie" not in document.text.lower()
 
 
-def test_a_page_of_menus_only_is_no_content(web, home):
+def test_a_page_of_menus_only_is_no_content(web, home, monkeypatch):
     from localsearch.pipeline import Pipeline
 
+    monkeypatch.setenv("LOCALSEARCH_ALLOWED_HOSTS", f"{web.host}:{web.port}")
     done = list(Pipeline().index([web.url + "/empty"]))[-1]
     page = done.data["pages"][web.url + "/empty"]
     assert page == {"status": "no content", "reason": "main text has fewer than 20 words"}

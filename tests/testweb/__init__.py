@@ -3,8 +3,8 @@
 It serves eight fictional article pages (``/articles/<slug>``), a SearXNG-compatible search
 endpoint over them (``/search?q=...&format=json``) and a set of misbehaving routes for
 error-handling tests (bad status codes, slow, huge, binary, mis-labelled and badly encoded pages,
-redirect loops).  Page sources live in ``pages/<slug>.html`` as UTF-8 and are re-encoded at
-serve time according to :data:`ARTICLES`.
+redirect loops, an open redirect ``/redirect-to?url=...``).  Page sources live in
+``pages/<slug>.html`` as UTF-8 and are re-encoded at serve time according to :data:`ARTICLES`.
 
     with TestWeb() as web:
         httpx.get(web.url + "/search", params={"q": "lighthouse", "format": "json"})
@@ -255,6 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self.redirect(302, "/redirect-loop/" + ("b" if m[1] == "a" else "a"))
         if (m := re.fullmatch(r"/redirect/([\w-]+)", path)) and m[1] in by_slug:
             return self.redirect(301, f"/articles/{m[1]}")
+        if path == "/redirect-to":  # an open redirect: Location is whatever ?url= says
+            status = query.get("status", ["302"])[0]
+            return self.redirect(int(status) if status in ("301", "302", "303", "307", "308") else 302,
+                                 query.get("url", ["/"])[0])
         if path == "/bad-utf8":
             return self.send(200, BAD_UTF8_PAGE)
         if path == "/empty":
