@@ -53,8 +53,14 @@ CORE_SETTINGS = [
     Setting("fetch_concurrency", 32, "pages fetched at the same time", minimum=1),
     Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
+    Setting("allowed_hosts", [], "hosts, IPs or CIDRs (optionally with :port) that pages may be fetched from even "
+                                "though they are private or local, e.g. 10.0.0.0/8 or intranet.example"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
     Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
+    Setting("loaded_models", 2, "most language models (and embedders) kept loaded at once; the least recently "
+                                "used is unloaded", minimum=1),
+    Setting("serve_workers", 2, "questions `localsearch serve` works on at once", minimum=1),
+    Setting("serve_queue", 8, "questions that may wait for a worker; past it a request gets a 'busy' error"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
     Setting("max_tokens", 256, "most tokens the language model may write"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),
@@ -112,29 +118,74 @@ def _coerce(name: str, raw: Any, default: Any, origin: str) -> Any:
     return raw
 
 
+def _declared_settings() -> tuple[list[Setting], list[tuple[str, str]]]:
+    """The core settings and those of every loaded plugin, with the problems as
+    ``(plugin name, message)``.
+
+    Each plugin's ``register_settings`` is called on its own: one that raises is a problem and
+    declares nothing (not even what it registered before raising). A setting declared again is a
+    problem naming both sides; the first declaration stays (a core setting always does).
+    """
+    from .plugins import implementations, load_plugins
+
+    load_plugins()
+    settings = list(CORE_SETTINGS)
+    declared_by = {s.name: "core" for s in settings}
+    problems: list[tuple[str, str]] = []
+    for plugin_name, call in implementations("register_settings"):
+        mine: list[Setting] = []
+
+        def register(name: str, default: Any, help: str = "") -> None:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"a setting name must be a non-empty string, not {name!r}")
+            mine.append(Setting(name, default, help, owner="plugin"))
+
+        try:
+            call(register=register)
+        except Exception as error:
+            problems.append((plugin_name, f"plugin {plugin_name!r}: register_settings failed "
+                                          f"({type(error).__name__}: {error}); its settings are not declared"))
+            continue
+        for setting in mine:
+            first = declared_by.get(setting.name)
+            if first is None:
+                declared_by[setting.name] = plugin_name
+                settings.append(setting)
+            elif first == "core":
+                problems.append((plugin_name, f"plugin {plugin_name!r} declares setting {setting.name!r}, which is a "
+                                              f"core setting; the core's is kept"))
+            elif first == plugin_name:
+                problems.append((plugin_name, f"plugin {plugin_name!r} declares setting {setting.name!r} twice; "
+                                              f"the first is kept"))
+            else:
+                problems.append((plugin_name, f"setting {setting.name!r} is declared by plugins {first!r} and "
+                                              f"{plugin_name!r}; the one of plugin {first!r} is kept"))
+    return settings, problems
+
+
 class Config:
     """Effective settings. Read them as attributes (``config.top_k``) or ``config["top_k"]``."""
 
-    def __init__(self, settings: list[Setting], values: dict[str, Any], origins: dict[str, str]):
+    def __init__(self, settings: list[Setting], values: dict[str, Any], origins: dict[str, str],
+                 warnings: list[str] | None = None):
         object.__setattr__(self, "_settings", {s.name: s for s in settings})
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "_origins", origins)
+        # What loading let pass with a warning (front ends print these); a plain attribute, so a
+        # setting named "warnings" is read as config["warnings"].
+        object.__setattr__(self, "warnings", list(warnings or []))
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, *, path: Path | None = None,
              environ: dict[str, str] | None = None) -> "Config":
-        """Build the configuration from every source; ``overrides`` are command-line flags."""
-        from .plugins import load_plugins, pm
+        """Build the configuration from every source; ``overrides`` are command-line flags.
 
-        load_plugins()
-        settings = list(CORE_SETTINGS)
-
-        def register(name: str, default: Any, help: str = "") -> None:
-            if any(s.name == name for s in settings):
-                raise ConfigError(f"setting {name!r} is declared twice by plugins")
-            settings.append(Setting(name, default, help, owner="plugin"))
-
-        pm.hook.register_settings(register=register)
+        What a plugin or the config file gets wrong but the rest can do without (a raising
+        ``register_settings``, a setting declared twice, a setting in the file that no loaded
+        plugin declares) is collected in ``warnings``; a malformed value is a ``ConfigError``.
+        """
+        settings, problems = _declared_settings()
+        warnings = [message for _, message in problems]
         by_name = {s.name: s for s in settings}
         values = {s.name: s.default for s in settings}
         origins = {s.name: "default" for s in settings}
@@ -149,8 +200,10 @@ class Config:
                 raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
             for name, raw in from_file.items():
                 if name not in by_name:
-                    raise ConfigError(f"config file {path}: unknown setting {name!r} "
-                                      f"(see `localsearch config` for the known ones)")
+                    # Often a setting of a plugin that is not loaded now: not worth failing every command.
+                    warnings.append(f"config file {path}: unknown setting {name!r} is ignored (no loaded plugin "
+                                    f"declares it; `localsearch config` lists the known ones)")
+                    continue
                 values[name] = _parse(by_name[name], raw, str(path))
                 origins[name] = str(path)
 
@@ -171,7 +224,7 @@ class Config:
 
         if not values["data_dir"]:
             values["data_dir"] = default_data_dir()
-        return cls(settings, values, origins)
+        return cls(settings, values, origins, warnings)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -196,7 +249,7 @@ class Config:
                 raise ConfigError(f"unknown setting {name!r}")
             values[name] = _parse(self._settings[name], raw, "code")
             origins[name] = "code"
-        return Config(list(self._settings.values()), values, origins)
+        return Config(list(self._settings.values()), values, origins, self.warnings)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every setting with its value, where the value came from, and what it does."""
