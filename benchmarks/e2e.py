@@ -104,7 +104,7 @@ def record_question(pipeline, question: str, origin: float) -> dict:
             marks["first_token"] = now
         elif event.type == "sources":
             marks["pages_read"] = sum(s["status"] in ("ok", "cached") for s in event.data["sources"])
-        elif event.type == "error":
+        elif event.type in ("warning", "error"):
             marks["errors"].append(event.data["message"])
         if "timings" in event.data:
             marks["timings"] = dict(event.data["timings"])
@@ -117,7 +117,6 @@ def fresh_store(pipeline, data_dir: Path) -> None:
     """Point the warm pipeline at an empty store, opened before the clock starts: a warm
     process answering about pages it has never seen."""
     pipeline.config = pipeline.config.replace(data_dir=str(data_dir))
-    pipeline._store = None
     pipeline.store.count()
 
 

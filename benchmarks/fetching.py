@@ -19,15 +19,19 @@ def delayed_urls(web, count: int, delay_ms: int) -> list[str]:
 def run(config, settings, web) -> list[Row]:
     import httpx
 
-    from localsearch.pipeline import Pipeline, _Run
+    from localsearch import documents
+    from localsearch.events import Run
+    from localsearch.pipeline import Pipeline
+    from localsearch.urlpolicy import UrlPolicy
 
     pipeline = Pipeline(config)
+    policy = UrlPolicy.from_config(config)
     urls = delayed_urls(web, settings.fetch_pages, settings.fetch_delay_ms)
     failures: list[str] = []
 
     def through_localsearch():
         pages = []
-        seconds = timed(lambda: pages.extend(pipeline._fetch_all(urls, _Run(None))))
+        seconds = timed(lambda: pages.extend(documents.fetch(urls, policy, pipeline.workers, Run(config))))
         failures.extend(f"{p.url}: {p.status} {p.reason}" for p in pages if not p.ok)
         return seconds
 

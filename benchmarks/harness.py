@@ -204,7 +204,11 @@ def start_testweb():
         sys.path.insert(0, tests)
     from testweb import TestWeb
 
-    return TestWeb().start()
+    web = TestWeb().start()
+    # The test web is on loopback, which the URL policy refuses unless allowed: allowed here by
+    # its exact address, as a user would allow an intranet host (subprocesses inherit it).
+    os.environ["LOCALSEARCH_ALLOWED_HOSTS"] = f"{web.host}:{web.port}"
+    return web
 
 
 def load_config(**overrides):

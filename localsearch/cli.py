@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -39,33 +40,35 @@ def cli(ctx, debug):
     Ask a question; pages are searched, read and indexed on this machine, and a local model
     writes an answer that cites its sources.
     """
+    from .private import private_umask
+
+    private_umask()  # the index, the page cache and the conversation are the user's alone
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug or bool(os.environ.get("LOCALSEARCH_DEBUG"))
 
 
-def _run(overrides: dict, method: str, *, local: dict | None = None, **arguments):
-    """(config, events) of ``Pipeline.<method>``: run by a ``localsearch serve`` if one is
-    running (its models are warm, and only one process then writes the index), else here,
-    reusing the pipeline kept in ``local`` if the caller passes a dict for it."""
+def run_request(kind: str, settings: dict | None = None, **fields):
+    """(config, events) of one request of this user's, answered by a running
+    ``localsearch serve`` or in this process (see ``localsearch.session.stream``)."""
     from .config import Config
+    from .session import events_of, stream
 
-    settings = {k: v for k, v in overrides.items() if v is not None}
-    config = Config.load(settings)
-    if config.use_server:
-        from .server import remote_call
-
-        events = remote_call(config, settings, method, **arguments)
-        if events is not None:
-            return config, events
-    from .pipeline import Pipeline
-
-    local = {} if local is None else local
-    if "pipeline" not in local:
-        local["pipeline"] = Pipeline(config=config)
-    return config, getattr(local["pipeline"], method)(**arguments)
+    config = Config.load()
+    for warning in config.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    request = {"id": f"cli-{os.getpid()}-{next(_ids)}", "type": kind, **fields}
+    if settings:
+        request["settings"] = settings
+    return config.replace(**settings) if settings else config, events_of(stream(request, config, client="cli"))
 
 
-def _retrieval_options(function):
+_ids = itertools.count(1)
+
+
+def retrieval_options(function):
+    """The options of every command that searches: --engine, --searxng-url, --max-pages,
+    --top-k, --offline (a plugin's command may take them too)."""
     options = [
         click.option("--engine", "engines", multiple=True, help="Search engine to use (repeatable)."),
         click.option("--searxng-url", help="SearXNG instance to search (implies --engine searxng)."),
@@ -78,7 +81,8 @@ def _retrieval_options(function):
     return function
 
 
-def _overrides(engines, searxng_url, max_pages, top_k, offline, **extra):
+def retrieval_settings(engines, searxng_url, max_pages, top_k, offline, **extra) -> dict:
+    """The settings the retrieval options ask for (None: leave the configured value)."""
     if searxng_url and not engines:
         engines = ("searxng", "local")
     return {"engines": list(engines) or None, "searxng_url": searxng_url, "max_pages": max_pages,
@@ -102,7 +106,7 @@ def _progress(event, show):
         line, colour = f"  {data['stage']:<9} {data['seconds']:6.2f}s  {detail}", "bright_black"
     elif event.type == "page" and data["status"] not in ("ok", "cached"):
         line = f"  ! {data['url']}: {data['status']} {data.get('reason', '')}".rstrip()
-    elif event.type == "error" and not data.get("fatal"):
+    elif event.type == "warning":
         line = f"  ! {data['message']}"
     if line:
         click.secho(("\r\033[K" if live else "") + line, fg=colour, err=True)
@@ -116,8 +120,10 @@ def _print_answer(answer):
         else:
             click.echo(f"  [{citation['n']}] {click.style('✗ unsupported', fg='red')}: {citation['sentence']}"
                        f"\n      ({citation['reason']})")
+    shown = {c["sentence"] for c in answer["citations"] if not c["supported"]}
     for sentence in answer["unsupported"]:
-        click.echo(click.style("  ✗ no source supports: ", fg="red") + sentence)
+        if sentence not in shown:
+            click.echo(click.style("  ✗ no source supports: ", fg="red") + sentence)
 
 
 def _print_sources(sources):
@@ -129,7 +135,7 @@ def _print_sources(sources):
 
 @cli.command()
 @click.argument("question", nargs=-1, required=True)
-@_retrieval_options
+@retrieval_options
 @click.option("--model", "model_path", help="GGUF model file that writes the answer.")
 @click.option("--no-llm", is_flag=True, help="Extractive answer only: the best source sentences, cited.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
@@ -138,21 +144,19 @@ def _print_sources(sources):
               help="Continue from the last question asked (the model sees it and its answer).")
 def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet, follow_up):
     """Answer QUESTION from the web, with numbered citations."""
-    from .pipeline import fold_events
+    from .config import Config
+    from .events import fold_events
 
     question = " ".join(question).strip()
-    if not question:
-        raise click.UsageError("the question is empty")
     if model_path and not Path(model_path).expanduser().is_file():
         raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
-    overrides = _overrides(engines, searxng_url, max_pages, top_k, offline, model=model_path,
-                           llm=False if no_llm else None)
-    from .config import Config
-
-    history = Path(Config.load({k: v for k, v in overrides.items() if v is not None}).data_dir) / CONVERSATION
+    settings = retrieval_settings(engines, searxng_url, max_pages, top_k, offline,
+                                  model=str(Path(model_path).expanduser().resolve()) if model_path else None,
+                                  llm=False if no_llm else None)
+    history = Path(Config.load().data_dir) / CONVERSATION
     conversation = _load_conversation(history) if follow_up else None
-    config, stream = _run(overrides, "ask", question=question,
-                          **({"conversation": conversation} if conversation else {}))
+    config, stream = run_request("ask", settings, question=question,
+                                 **({"conversation": conversation} if conversation else {}))
     show = not quiet and not as_json
     draft = _Draft() if sys.stdout.isatty() and not as_json else None
     events, held, shown_extract = [], [], False
@@ -170,7 +174,7 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             continue
         if event.type == "extractive_answer" and config.llm:
             click.secho("\nFrom the sources:", bold=True)
-            click.echo(event.data["answer"]["text"])
+            click.echo(event.data["answer"])
             shown_extract = True
         elif event.type == "answer_delta" and draft is not None:
             draft.write(event.data["text"])
@@ -179,10 +183,10 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
                 draft.erase()
                 for pending in held:
                     _progress(pending, show)
-            answer = event.data["answer"]
+            answer = event.data
             if not (answer["extractive"] and shown_extract):
                 click.secho("\nAnswer:", bold=True)
-                click.echo(answer["text"] or "(nothing in the sources answers this)")
+                click.echo(answer["answer"] or "(nothing in the sources answers this)")
             _print_answer(answer)
             _print_sources(answer["sources"])
     if draft is not None and draft.rows:  # ended without an answer (an error): drop the draft too
@@ -218,8 +222,10 @@ def _load_conversation(path: Path) -> list[dict]:
 
 
 def _save_conversation(path: Path, turns: list[dict]) -> None:
+    from .private import private_directory
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         path.write_text(json.dumps(turns[-KEEP_TURNS:], ensure_ascii=False), encoding="utf-8")
     except OSError as error:  # the answer matters more than the memory of it
         click.echo(f"  ! could not save the conversation for --follow-up: {error}", err=True)
@@ -253,19 +259,18 @@ class _Draft:
 
 @cli.command()
 @click.argument("query", nargs=-1, required=True)
-@_retrieval_options
+@retrieval_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def search(query, engines, searxng_url, max_pages, top_k, offline, as_json):
     """Find passages for QUERY (retrieval only, no language model)."""
     query = " ".join(query).strip()
-    _, stream = _run(_overrides(engines, searxng_url, max_pages, top_k, offline), "ask", question=query,
-                     generate=False)
+    _, stream = run_request("search", retrieval_settings(engines, searxng_url, max_pages, top_k, offline), query=query)
     sources, passages, fatal = [], [], None
     for event in stream:
         _progress(event, not as_json)
         if event.type == "sources":
             sources, passages = event.data["sources"], event.data["passages"]
-        elif event.type == "error" and event.data.get("fatal"):
+        elif event.type == "error":
             fatal = event.data["message"]
     if fatal:
         raise LocalsearchError(fatal)
@@ -302,10 +307,10 @@ def _as_url(target: str) -> list[str]:
 def index(targets, refresh, as_json):
     """Fetch and index URLs, HTML files or folders of them, for later questions."""
     urls = [url for target in targets for url in _as_url(target)]
-    _, stream = _run({}, "index", urls=urls, refresh=refresh)
+    _, stream = run_request("index", urls=urls, refresh=refresh)
     pages, failed, passages = {}, 0, 0
     for event in stream:
-        if event.type == "error" and event.data.get("fatal"):
+        if event.type == "error":
             raise LocalsearchError(event.data["message"])
         if event.type == "done":
             pages, passages = event.data["pages"], event.data["passages"]
@@ -349,6 +354,10 @@ def plugins(as_json):
             click.secho(f"    failed to load: {plugin['error']}", fg="red")
         for hook in plugin["hooks"]:
             click.echo(f"    {hook}")
+        for problem in plugin.get("problems", []):
+            click.secho(f"    problem: {problem}", fg="yellow")
+        for note in plugin.get("notes", []):
+            click.secho(f"    note: {note}", fg="bright_black")
 
 
 @cli.command()
@@ -357,10 +366,14 @@ def config(as_json):
     """Show where the config file is and every effective setting."""
     from .config import Config, config_path
 
-    described = Config.load().describe()
+    loaded = Config.load()
+    described = loaded.describe()
     if as_json:
-        click.echo(json.dumps({"path": str(config_path()), "settings": described}, indent=2))
+        click.echo(json.dumps({"path": str(config_path()), "settings": described, "warnings": loaded.warnings},
+                              indent=2))
         return
+    for warning in loaded.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
     path = config_path()
     click.echo(f"config file: {path}{'' if path.exists() else ' (not created yet)'}")
     click.echo("override any setting with LOCALSEARCH_<NAME> or in that file as `name = value`\n")
@@ -370,5 +383,12 @@ def config(as_json):
         click.secho(f"    {setting['help']}", fg="bright_black")
 
 
+def _register_plugin_commands() -> None:
+    from .plugins import register_commands
+
+    for problem in register_commands(cli):  # a broken plugin costs its commands, not the CLI
+        click.secho(f"Warning: {problem}", fg="yellow", err=True)
+
+
 load_plugins()
-pm.hook.register_commands(cli=cli)
+_register_plugin_commands()

@@ -41,11 +41,16 @@ def register_settings(register):
 def register_search_engines(register):
     """Offer search engines.
 
-    Called once per pipeline, all implementations. Call ``register(engine)`` per engine: an
-    object with a ``name`` (str, what ``--engine`` selects) and
-    ``search(query, limit, pipeline) -> list[SearchResult]``. The pipeline runs the selected
-    engines concurrently, each under the ``search_timeout`` setting; an engine that raises or
-    times out is reported in the search results and the others still answer.
+    Called once per pipeline, all implementations, one plugin at a time (one that raises is
+    reported and costs only its own engines). Call ``register(engine)`` per engine: an object
+    with a ``name`` (str, what ``--engine`` selects) and
+    ``search(query, limit, context) -> list[SearchResult]``. ``context`` has ``config`` (the
+    question's settings), ``embed(texts, kind)`` and ``query(vector, k)`` (the nearest stored
+    passages); it goes dead (its calls raise ``Cancelled``) when the engine's time is up. The
+    pipeline runs the selected engines concurrently on a bounded pool of threads, each under
+    the ``search_timeout`` setting; an engine that raises or times out is reported in the
+    search results and the others still answer. An engine named like a built-in one replaces
+    it; of two other plugins' engines with one name, the first registered is used.
     """
 
 
@@ -64,11 +69,16 @@ def plan_queries(question, conversation, config):
 def fetch_page(url, config):
     """Fetch one URL.
 
-    firstresult. Return a ``Page`` (status ``ok`` with decoded HTML, or a failure status with
-    a reason), an awaitable resolving to one, or ``None`` if this plugin does not handle the
-    URL. Called concurrently for the pages of a question (``fetch_concurrency`` at a time),
-    each call in a worker thread, so a blocking implementation is fine. Must not raise for
-    anything a web page can do: report it in the Page's status.
+    firstresult, with awaitables resolved: return a ``Page`` (status ``ok`` with decoded HTML,
+    or a failure status with a reason), an awaitable resolving to one (an ``async def``
+    implementation), or ``None`` if this plugin does not handle the URL; an awaitable that
+    resolves to ``None`` declines too, and the next implementation is asked. Called
+    concurrently for the pages of a question, ``fetch_concurrency`` at a time: an ``async def``
+    implementation runs on the pipeline's event loop, any other on a worker thread, so a
+    blocking implementation is fine. The URL has passed the URL policy (``allowed_hosts``);
+    a fetcher that follows redirects or loads more must check each further URL with
+    ``localsearch.urlpolicy``. Must not raise for anything a web page can do: report it in
+    the Page's status. Wrappers (``wrapper=True``) are not applied to this hook.
     """
 
 

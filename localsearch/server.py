@@ -1,8 +1,11 @@
-"""``localsearch serve``: one warm process that keeps the models loaded for every question.
+"""``localsearch serve``: one warm process that keeps the models loaded for every front end.
 
-The CLI (and the native-messaging host) send a question over a Unix socket in the data
-directory and read the pipeline's events back, one JSON object per line. Without a server
-running, they run the pipeline in their own process, exactly as before.
+A transport over the session layer: clients connect to a Unix socket in the (private) data
+directory and write requests as JSON lines; messages come back as JSON lines, each with its
+request's ``id``, so one connection may carry several requests at once. A request line may
+carry ``"client": "cli"`` (the user's own command line); anything else is treated as the
+browser, the least trusted sender. Without a server running, front ends run a session in
+their own process (``session.stream``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from pathlib import Path
 
 from .config import Config
 from .errors import LocalsearchError
-from .types import Event
+from .private import private_directory
 
-__all__ = ["socket_path", "serve", "remote_call"]
+__all__ = ["socket_path", "serve", "remote_stream", "MAX_LINE"]
 
-MAX_REQUEST = 16 * 1024 * 1024
+# A request line may hold a page as rendered (protocol.MAX_HTML characters, some escaped).
+MAX_LINE = 64 * 1024 * 1024
 
 
 def socket_path(config: Config) -> Path:
@@ -41,101 +45,122 @@ def _connect(path: Path) -> socket.socket | None:
     return connection
 
 
-METHODS = {"ask": {"question", "generate", "conversation"}, "index": {"urls", "refresh"}}
-
-
-def remote_call(config: Config, settings: dict, method: str, **arguments) -> Iterator[Event] | None:
-    """Events of ``Pipeline.<method>(**arguments)`` run by a server, or None when no server
-    answers. ``settings`` are the caller's overrides of the server's configuration."""
+def remote_stream(config: Config, request: dict, client: str = "cli") -> Iterator[dict] | None:
+    """The messages of ``request`` answered by a running server, or None when none answers.
+    A stream that breaks off or garbles ends in an ``error`` message, never in silence."""
     connection = _connect(socket_path(config))
     if connection is None:
         return None
+    id = request.get("id")
 
-    def events() -> Iterator[Event]:
-        with connection, connection.makefile("rwb") as stream:
-            request = {"method": method, "arguments": arguments, "settings": settings}
-            stream.write(json.dumps(request).encode("utf-8") + b"\n")
-            stream.flush()
-            for line in stream:
-                event = json.loads(line)
-                yield Event(event["type"], event["data"])
+    def messages() -> Iterator[dict]:
+        with connection, connection.makefile("rwb") as channel:
+            try:
+                channel.write(json.dumps({**request, "client": client}).encode("utf-8") + b"\n")
+                channel.flush()
+            except OSError as error:
+                yield _broken(id, f"could not send the request to the server: {error}")
+                return
+            for line in channel:
+                try:
+                    reply = json.loads(line)
+                    if not isinstance(reply, dict) or not isinstance(reply.get("type"), str):
+                        raise ValueError("not a message object")
+                except ValueError as error:
+                    yield _broken(id, f"the server sent a garbled message ({error}): {line[:80]!r}")
+                    return
+                if reply.get("id") != id and reply.get("id") is not None:
+                    continue
+                yield reply
+                if reply["type"] in ("done", "error"):
+                    return
+            yield _broken(id, "the server's answer broke off before the request finished")
 
-    return events()
+    return messages()
 
 
-class _Handler(socketserver.StreamRequestHandler):
+def _broken(id, text: str) -> dict:
+    return {"id": id, "type": "error", "data": {"message": text, "kind": "transport", "fatal": True}}
+
+
+class _Connection(socketserver.StreamRequestHandler):
+    """One client connection: reads request lines until it closes, and frees the work of its
+    requests when it does."""
+
     def handle(self) -> None:
         server: _Server = self.server  # type: ignore[assignment]
-        try:
-            request = json.loads(self.rfile.readline(MAX_REQUEST))
-            method, arguments = request["method"], request.get("arguments") or {}
-            settings = request.get("settings") or {}
-            if method not in METHODS or not isinstance(arguments, dict) or not isinstance(settings, dict):
-                raise ValueError(f"method must be one of {sorted(METHODS)}, arguments and settings objects")
-            if set(arguments) - METHODS[method]:
-                raise ValueError(f"unknown arguments {sorted(set(arguments) - METHODS[method])}")
-            pipeline = server.pipeline_for(settings)
-        except (ValueError, KeyError, TypeError, LocalsearchError) as error:
-            self._send(Event("error", {"message": f"bad request: {error}", "fatal": True}))
-            return
-        cancel = threading.Event()
-        server.log(f"{method}: {json.dumps(arguments, ensure_ascii=False)[:200]}")
-        with server.busy:  # the models and the store are shared: one request at a time
-            events = getattr(pipeline, method)(**arguments, cancel=cancel)
-            for event in events:
-                if not self._send(event):
-                    cancel.set()  # the client went away: stop at the next stage or token
-            events.close()
+        writing = threading.Lock()
 
-    def _send(self, event: Event) -> bool:
+        def send(reply: dict) -> bool:
+            data = json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n"
+            try:
+                with writing:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                return True
+            except (OSError, ValueError):  # the client went away (ValueError: file already closed)
+                return False
+
         try:
-            self.wfile.write(json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8") + b"\n")
-            self.wfile.flush()
-            return True
-        except (BrokenPipeError, ConnectionResetError):
-            return False
+            while True:
+                line = self.rfile.readline(MAX_LINE)
+                if not line:
+                    return
+                if not line.endswith(b"\n") and len(line) >= MAX_LINE:
+                    send({"id": None, "type": "error", "data": {
+                        "message": f"bad request: a request line is over {MAX_LINE:,} bytes", "kind": "protocol",
+                        "fatal": True}})
+                    return  # the rest of that line cannot be told from the next request
+                try:
+                    request = json.loads(line)
+                except ValueError as error:  # json's UnicodeDecodeError included
+                    send({"id": None, "type": "error", "data": {
+                        "message": f"bad request: not JSON ({error})", "kind": "protocol", "fatal": True}})
+                    continue
+                client = request.pop("client", "browser") if isinstance(request, dict) else "browser"
+                if isinstance(request, dict):
+                    server.log(f"{request.get('type')} from {client}: "
+                               f"{json.dumps(request, ensure_ascii=False)[:200]}")
+                server.session.handle(request, client if client == "cli" else "browser", send, scope=self)
+        except OSError:
+            pass
+        finally:
+            server.session.disconnect(self)
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, config: Config, log):
-        self.base = config
-        self.pipelines: dict[str, object] = {}
-        self.lock = threading.Lock()
-        self.busy = threading.Lock()
-        self.log = log
-        super().__init__(str(path), _Handler)
-        os.chmod(path, 0o600)  # only this user may ask
-
-    def pipeline_for(self, settings: dict):
-        """One warm pipeline per distinct set of settings (they share the loaded models)."""
-        from .pipeline import Pipeline
-
-        key = json.dumps(settings, sort_keys=True)
-        with self.lock:
-            if key not in self.pipelines:
-                config = self.base.replace(**settings) if settings else self.base
-                self.pipelines[key] = Pipeline(config=config)
-            return self.pipelines[key]
+    def __init__(self, path: Path, session, log):
+        self.session, self.log = session, log
+        previous = os.umask(0o177)  # the socket is born private: no moment when others may connect
+        try:
+            super().__init__(str(path), _Connection)
+        finally:
+            os.umask(previous)
+        os.chmod(path, 0o600)
 
 
 def serve(config: Config, log=lambda message: print(message, file=sys.stderr, flush=True)) -> None:
-    """Load the models, then answer questions on the socket until interrupted."""
+    """Load the models, then answer requests on the socket until interrupted."""
+    from .session import Session
+
     path = socket_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     existing = _connect(path)
     if existing is not None:
         existing.close()
         raise LocalsearchError(f"a server is already running on {path}")
     path.unlink(missing_ok=True)
-    server = _Server(path, config, log)
+    session = Session(config)
+    server = _Server(path, session, log)
     try:
-        server.pipeline_for({}).warm_up(with_model=config.llm)
+        session.pipeline.warm_up(with_model=config.llm)
         log(f"localsearch is serving on {path}; models are loaded")
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        session.close()
         path.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from localsearch import hookimpl
 from localsearch.errors import ConfigError
+from localsearch.private import private_directory
 from localsearch.types import Document, Passage
 
 _clients: dict[str, object] = {}
@@ -40,7 +41,8 @@ def _client(config):
                                                     ssl=parts.scheme == "https", settings=settings)
             else:
                 try:
-                    Path(key).mkdir(parents=True, exist_ok=True)
+                    private_directory(config.data_dir)  # every page read lives here: the user's alone
+                    private_directory(key)
                     _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
                 except (OSError, PermissionError) as error:
                     raise ConfigError(f"cannot use the data directory {key}: {error}") from None

@@ -10,14 +10,14 @@ from localsearch.types import SearchResult
 class DuckDuckGoEngine:
     name = "duckduckgo"
 
-    def search(self, query, limit, pipeline):
+    def search(self, query, limit, context):
         try:
             from ddgs import DDGS
         except ImportError:
             raise SearchEngineError("the ddgs package is not installed (pip install 'localsearch[search]')") from None
         try:
-            rows = DDGS(timeout=int(pipeline.config.search_timeout)).text(
-                query, max_results=limit, backend=pipeline.config.ddgs_backend)
+            rows = DDGS(timeout=int(context.config.search_timeout)).text(
+                query, max_results=limit, backend=context.config.ddgs_backend)
         except Exception as error:  # ddgs raises its own types for rate limits and network errors
             raise SearchEngineError(f"DuckDuckGo search failed: {error}") from None
         return [SearchResult(url=row["href"], title=row.get("title", ""), snippet=row.get("body", ""),

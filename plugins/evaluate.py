@@ -86,7 +86,7 @@ def _median(values):
 
 def evaluate(ask, questions: list[dict], progress=None) -> dict:
     """Ask every question (``ask(question)`` returns its events); rows and the summary."""
-    from localsearch.pipeline import fold_events
+    from localsearch.events import fold_events
 
     rows = []
     for item in questions:
@@ -100,11 +100,11 @@ def evaluate(ask, questions: list[dict], progress=None) -> dict:
 
 @hookimpl(trylast=True)
 def register_commands(cli):
-    from localsearch.cli import _overrides, _retrieval_options, _run
+    from localsearch.cli import retrieval_options, retrieval_settings, run_request
 
     @cli.command(name="eval")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-    @_retrieval_options
+    @retrieval_options
     @click.option("--base-url", default="", help="Resolve gold paths like /articles/x against this URL.")
     @click.option("--no-llm", is_flag=True, help="Evaluate the extractive answer only.")
     @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
@@ -112,11 +112,10 @@ def register_commands(cli):
     def evaluate_command(path, engines, searxng_url, max_pages, top_k, offline, base_url, no_llm, limit, as_json):
         """Measure answers against FILE.jsonl: accuracy, citation precision, support, latency."""
         questions = load_questions(path, base_url or searxng_url or "")[:limit]
-        overrides = _overrides(engines, searxng_url, max_pages, top_k, offline, llm=False if no_llm else None)
-        local: dict = {}  # without a server, one pipeline in this process serves every question
+        settings = retrieval_settings(engines, searxng_url, max_pages, top_k, offline, llm=False if no_llm else None)
 
-        def ask(question):
-            return _run(overrides, "ask", local=local, question=question)[1]
+        def ask(question):  # without a server, one session in this process serves every question
+            return run_request("ask", settings, question=question)[1]
 
         def progress(row):
             if not as_json:

@@ -7,14 +7,14 @@ import atexit
 import importlib.util
 import os
 import threading
+import weakref
 from pathlib import Path
 
 from localsearch import hookimpl
 from localsearch.errors import ConfigError
 
-_models: dict[tuple, object] = {}
-_generating: dict[int, threading.Lock] = {}
-_lock = threading.Lock()
+# Every model loaded in this process, so that the last ones still open are closed at exit.
+_open: "weakref.WeakSet[LlamaCppModel]" = weakref.WeakSet()
 BUNDLED = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -36,33 +36,50 @@ def bundled_model_path() -> Path | None:
 
 
 class LlamaCppModel:
+    """One GGUF, loaded on first use and kept until ``close()`` (the pipeline's component
+    cache closes the least recently used model when too many are held)."""
+
     def __init__(self, path: Path, n_ctx: int, n_threads: int, seed: int):
         self.path, self.n_ctx, self.n_threads, self.seed = path, n_ctx, n_threads, seed
         self.name = path.name
         self.last_usage: dict | None = None
+        self._llama = None
+        # One llama.cpp context serves one generation at a time; loading and closing wait too.
+        self._busy = threading.Lock()
+        _open.add(self)
+
+    def _loaded(self):
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            try:
+                self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx,
+                                    n_threads=self.n_threads, verbose=False)
+            except Exception as error:
+                raise ConfigError(f"cannot load GGUF model {self.path}: {error}") from None
+        return self._llama
 
     @property
     def llama(self):
-        key = (str(self.path), self.n_ctx, self.n_threads)
-        with _lock:  # load once per process; later questions reuse the warm model
-            if key not in _models:
-                from llama_cpp import Llama
-
-                try:
-                    _models[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx,
-                                         n_threads=self.n_threads, verbose=False)
-                    _generating[id(_models[key])] = threading.Lock()
-                except Exception as error:
-                    raise ConfigError(f"cannot load GGUF model {self.path}: {error}") from None
-            return _models[key]
+        """The ``llama_cpp.Llama`` itself, loaded if it is not yet (benchmarks reset it)."""
+        with self._busy:
+            return self._loaded()
 
     def load(self) -> None:
         """Load the GGUF now rather than at the first answer."""
-        self.llama
+        with self._busy:
+            self._loaded()
+
+    def close(self) -> None:
+        """Free the model (after the generation in progress, if any)."""
+        with self._busy:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
 
     def stream(self, messages, max_tokens=256, temperature=0.2):
-        llama = self.llama
-        with _generating[id(llama)]:  # one llama.cpp context serves one generation at a time
+        with self._busy:
+            llama = self._loaded()
             # llama-cpp-python evaluates only the part of a prompt after the longest prefix it
             # shares with the tokens already in the context (the last prompt and its answer):
             # a follow-up that repeats the earlier conversation pays for the new part only.
@@ -96,9 +113,10 @@ def _shared_prefix(first, second) -> int:
 def _close_models() -> None:
     # Closing explicitly: left to Llama.__del__ at interpreter shutdown, llama.cpp's handles are
     # already gone and every run ends with an "Exception ignored" traceback.
-    while _models:
-        _, llama = _models.popitem()
-        llama.close()
+    for model in list(_open):
+        if model._llama is not None:
+            model._llama.close()
+            model._llama = None
 
 
 @hookimpl(trylast=True)

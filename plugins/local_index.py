@@ -9,11 +9,11 @@ from localsearch.types import SearchResult
 class LocalIndexEngine:
     name = "local"
 
-    def search(self, query, limit, pipeline):
-        vector = pipeline.embed([query], "query")[0]
+    def search(self, query, limit, context):
+        vector = context.embed([query], "query")[0]
         best: dict[str, SearchResult] = {}
         # Several passages per page come back; a page ranks by its best passage.
-        for passage in pipeline.store.query(vector, limit * 4):
+        for passage in context.query(vector, limit * 4):
             if passage.url not in best:
                 best[passage.url] = SearchResult(url=passage.url, title=passage.title,
                                                  snippet=passage.text[:200], engine=self.name,

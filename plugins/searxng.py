@@ -10,15 +10,15 @@ from localsearch.types import SearchResult
 class SearxngEngine:
     name = "searxng"
 
-    def search(self, query, limit, pipeline):
+    def search(self, query, limit, context):
         import httpx
 
-        base = pipeline.config.searxng_url.rstrip("/")
+        base = context.config.searxng_url.rstrip("/")
         if not base:
             raise SearchEngineError("searxng_url is not set (e.g. --searxng-url http://localhost:8888)")
         try:
             response = httpx.get(f"{base}/search", params={"q": query, "format": "json"},
-                                 timeout=pipeline.config.search_timeout, follow_redirects=True)
+                                 timeout=context.config.search_timeout, follow_redirects=True)
         except httpx.HTTPError as error:
             raise SearchEngineError(f"cannot reach {base}: {error}") from None
         if response.status_code != 200:

@@ -10,8 +10,6 @@ from pathlib import Path
 from localsearch import hookimpl
 from localsearch.errors import ConfigError
 
-_models: dict[str, object] = {}
-_lock = threading.Lock()
 
 
 @hookimpl(trylast=True)
@@ -38,23 +36,28 @@ def _model_location(name: str) -> tuple[str, str]:
 
 
 class SentenceTransformerEmbedder:
+    """One sentence-transformers model, loaded on first use (the pipeline's component cache
+    keeps one per distinct model and drops the least recently used)."""
+
     def __init__(self, location: str, name: str, batch_size: int):
         self.location, self.name, self.batch_size = location, name, batch_size
+        self._model = None
+        self._lock = threading.Lock()
 
     @property
     def model(self):
-        with _lock:  # several threads may ask at once; load the model one time
-            if self.location not in _models:
+        with self._lock:  # several threads may ask at once; load the model one time
+            if self._model is None:
                 if Path(self.location).exists():
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model needs no hub
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
 
                 try:
-                    _models[self.location] = SentenceTransformer(self.location, device="cpu")
+                    self._model = SentenceTransformer(self.location, device="cpu")
                 except Exception as error:
                     raise ConfigError(f"cannot load embedding model {self.location}: {error}") from None
-            return _models[self.location]
+            return self._model
 
     def embed(self, texts, kind="passage"):
         vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,

@@ -29,13 +29,21 @@ def session_home(tmp_path_factory):
     return tmp_path_factory.mktemp("home")
 
 
+KEPT = ("LOCALSEARCH_DATA_DIR", "LOCALSEARCH_CONFIG", "LOCALSEARCH_ALLOWED_HOSTS")
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh data directory and config file for one test, through the environment a user has."""
+def home(tmp_path, monkeypatch, web):
+    """A fresh data directory and config file for one test, through the environment a user has.
+
+    The test web is on loopback, which the URL policy refuses by default: it is allowed here
+    by its exact address and port, as a user would allow an intranet host.
+    """
     monkeypatch.setenv("LOCALSEARCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LOCALSEARCH_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("LOCALSEARCH_ALLOWED_HOSTS", f"{web.host}:{web.port}")
     for key in list(os.environ):
-        if key.startswith("LOCALSEARCH_") and key not in ("LOCALSEARCH_DATA_DIR", "LOCALSEARCH_CONFIG"):
+        if key.startswith("LOCALSEARCH_") and key not in KEPT:
             monkeypatch.delenv(key)
     return tmp_path
 

@@ -11,7 +11,8 @@ import pytest
 from localsearch import hookimpl
 from localsearch.config import Config
 from localsearch.errors import ConfigError
-from localsearch.pipeline import Pipeline, _fuse
+from localsearch.pipeline import Pipeline
+from localsearch.search import fuse
 from localsearch.plugins import describe_plugins, pm
 from localsearch.text import normalize_url, split_sentences
 from localsearch.types import SearchResult
@@ -52,7 +53,6 @@ def test_config_layers_file_env_flags(home, monkeypatch):
 
 @pytest.mark.parametrize("content, message", [
     ("top_k = 'many'", "top_k"),
-    ("nonsense_setting = 1", "unknown setting 'nonsense_setting'"),
     ("top_k = = 3", "not valid TOML"),
     ("offline = 3", "offline"),
 ])
@@ -122,9 +122,9 @@ def test_sentences_keep_offsets_and_abbreviations():
 
 def test_urls_are_deduplicated_and_fused_by_rank():
     assert normalize_url("HTTPS://Example.org/a/?utm_source=x&id=2#top") == "https://example.org/a?id=2"
-    fused = _fuse([
-        ("one", [SearchResult("https://a.org/x"), SearchResult("https://b.org/")]),
-        ("two", [SearchResult("https://b.org"), SearchResult("https://c.org")]),
+    fused = fuse([
+        [SearchResult("https://a.org/x"), SearchResult("https://b.org/")],
+        [SearchResult("https://b.org"), SearchResult("https://c.org")],
     ])
     assert [r.url for r in fused] == ["https://b.org/", "https://a.org/x", "https://c.org"]
     assert fused[0].rank == 1 and fused[0].score > fused[1].score

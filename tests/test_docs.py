@@ -1,8 +1,11 @@
-"""The docs are tests: the hook reference must match the hookspecs."""
+"""The docs are tests: the hook reference must match the hookspecs, the protocol reference the
+protocol module."""
 
 import inspect
 import re
 from pathlib import Path
+
+import pytest
 
 from localsearch import hookspecs
 
@@ -48,3 +51,37 @@ def test_readme_starts_with_the_two_commands():
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1].strip().splitlines()[-1].strip() in ci, ".ci/run must run the README's test command"
+
+
+def test_the_protocol_reference_is_what_the_generator_writes():
+    import runpy
+
+    generator = runpy.run_path(str(ROOT / "scripts" / "protocol_reference.py"))
+    current = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert current == generator["render"](current), "run scripts/protocol_reference.py to update docs/protocol.md"
+
+
+def test_the_protocol_doc_matches_what_the_session_accepts():
+    """Every request type the doc lists is one the checker takes (with the fields the doc
+    marks required), and the doc names the version the code speaks."""
+    from localsearch import protocol
+
+    reference = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert f"Protocol version: **{protocol.PROTOCOL_VERSION}**" in reference
+    documented = re.findall(r"^### `(\w+)`$", reference, re.M)
+    assert documented == list(protocol.REQUESTS)
+    samples = {str: "x", bool: True, list: [], dict: {}}
+    for kind in documented:
+        section = reference.split(f"### `{kind}`\n", 1)[1].split("\n### ", 1)[0]
+        required = re.findall(r"^\| `(\w+)` \| \w+ \| yes \|", section, re.M)
+        request = {"id": "1", "type": kind}
+        for name in required:
+            field = protocol.REQUESTS[kind][name]
+            request[name] = {"url": "https://a.example/", "html": "<p>x</p>"} if name == "page" else samples[field.kind]
+        if kind == "index":
+            request["urls"] = ["https://a.example/"]
+        assert protocol.check_request(request)[1] == kind
+        with pytest.raises(protocol.ProtocolError, match="unknown field"):
+            protocol.check_request({**request, "surplus": 1})
+    listed = re.findall(r"^- `(\w+)`: ", reference.split("### Messages back", 1)[1], re.M)
+    assert listed == list(protocol.MESSAGE_TYPES)

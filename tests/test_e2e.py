@@ -112,6 +112,16 @@ def test_bad_arguments_fail_with_one_line(home, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_a_fatal_answer_with_exit_1(home, question):
+    """As the README says: exit 1 and a "fatal" key when no answer could be made."""
+    result = run(home, "ask", "--json", "--no-llm", question)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["fatal"] == "the question is empty"
+    plain = run(home, "ask", "--no-llm", question)
+    assert plain.returncode == 1 and "Error: the question is empty" in plain.stderr
+
+
 def test_bad_config_file_fails_cleanly_and_debug_shows_the_traceback(home):
     (home / "config.toml").write_text("top_k = 'many'\n")
     result = run(home, "ask", "--no-llm", "hello")

@@ -248,17 +248,26 @@ def test_a_crashing_chunker_ends_the_question_with_its_traceback(make_pipeline, 
 
 
 def test_a_stale_page_that_cannot_be_fetched_again_is_served_from_the_cache(make_pipeline, tmp_path):
+    """A file the user indexed is read then; offered again by an engine, a file: URL is not
+    read (engines' URLs are http(s) only), and the cached copy answers."""
     page = tmp_path / "notes.html"
     page.write_text("<html><head><title>Notes</title></head><body><article><p>The Fenwick orchard "
                     "cooperative meets on Thursday 9 May at the old mill, because the barn roof is "
                     "being repaired by volunteers this spring.</p></article></body></html>")
-    list(make_pipeline().index([page.as_uri()]))
-    page.unlink()
+    indexed = list(make_pipeline().index([page.as_uri()], allow_files=True))[-1]
+    assert indexed.data["pages"][page.as_uri()]["status"] == "ok"
     with registered(FixedResults([page.as_uri()]), "fixed-results"):
         result = answer_of(make_pipeline(engines=["fixed"], freshness_hours=0.0).ask("Where does the cooperative meet?"))
     (source,) = result["sources"]
-    assert source["status"] == "cached" and "no such file" in source["reason"]
+    assert source["status"] == "cached" and "blocked" in source["reason"]
     assert "old mill" in result["citations"][0]["quote"]
+
+
+def test_a_file_url_is_indexed_only_when_the_user_names_it(make_pipeline, tmp_path):
+    page = tmp_path / "secret.html"
+    page.write_text("<html><body><article><p>" + "private words " * 30 + "</p></article></body></html>")
+    done = list(make_pipeline().index([page.as_uri()]))[-1]  # as a browser's index request would
+    assert done.data["pages"][page.as_uri()]["status"] == "blocked"
 
 
 def test_cancel_stops_the_question(make_pipeline):
@@ -344,7 +353,7 @@ def test_new_pages_are_stored_after_the_answer(make_pipeline, web):
     events = list(pipeline.ask("How far away can the Harrowmere Point light be seen?"))
     kinds = [(e.type, e.data.get("stage")) for e in events]
     assert kinds.index(("answer", None)) < kinds.index(("stage_end", "index")) < kinds.index(("done", None))
-    answer = next(e.data["answer"] for e in events if e.type == "answer")
+    answer = next(e.data for e in events if e.type == "answer")
     assert any(c["url"].endswith("/articles/harrowmere-lighthouse") for c in answer["citations"])
     assert pipeline.store.count() > 0
     stored = pipeline.store.query(pipeline.embed(["lighthouse range"], "query")[0], 3)

@@ -6,11 +6,12 @@ import pytest
 
 from localsearch.errors import SearchEngineError
 from localsearch.pipeline import Pipeline
+from localsearch.search import EngineContext
 
 
 def test_searxng_results_come_back_ranked(home, web):
     pipeline = Pipeline(searxng_url=web.url)
-    hits = pipeline.engines["searxng"].search("Harrowmere lighthouse keeper", 5, pipeline)
+    hits = pipeline.engines["searxng"].search("Harrowmere lighthouse keeper", 5, EngineContext(pipeline.config, None, None))
     assert hits and hits[0].url == web.url + "/articles/harrowmere-lighthouse"
     assert all(hit.engine == "searxng" and hit.title for hit in hits)
 
@@ -23,7 +24,7 @@ def test_searxng_results_come_back_ranked(home, web):
 def test_broken_searxng_is_a_clear_engine_error(home, web, instance, message):
     pipeline = Pipeline(searxng_url=web.url + instance)  # these instances answer /search badly
     with pytest.raises(SearchEngineError, match=message):
-        pipeline.engines["searxng"].search("lighthouse", 5, pipeline)
+        pipeline.engines["searxng"].search("lighthouse", 5, EngineContext(pipeline.config, None, None))
 
 
 def test_unreachable_searxng_is_reported_and_others_answer(home, web):

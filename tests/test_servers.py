@@ -133,7 +133,7 @@ def test_the_warm_server_answers_the_cli(warm_server, web):
     result = json.loads(asked.stdout)
     assert result["citations"] and result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     served = log.read_text()
-    assert "index: " in served and f"ask: {json.dumps({'question': QUESTION})}" in served
+    assert "index from cli: " in served and "ask from cli: " in served and QUESTION in served
     assert "already running" in cli(environment, "serve").stderr
 
 
@@ -141,12 +141,17 @@ def test_a_bad_request_to_the_server_is_an_error_event(warm_server):
     import socket as sockets
 
     environment, _ = warm_server
-    for request in (b"not json\n", b'{"method": "shutdown"}\n', b'{"method": "ask", "arguments": {"rm": 1}}\n'):
-        with sockets.socket(sockets.AF_UNIX) as connection:
-            connection.connect(str(Path(environment["LOCALSEARCH_DATA_DIR"]) / "serve.sock"))
-            connection.sendall(request)
-            reply = json.loads(connection.makefile().readline())
-        assert reply["type"] == "error" and reply["data"]["fatal"] and "bad request" in reply["data"]["message"]
+    with sockets.socket(sockets.AF_UNIX) as connection:
+        connection.connect(str(Path(environment["LOCALSEARCH_DATA_DIR"]) / "serve.sock"))
+        replies = connection.makefile()
+        for request, message in ((b"not json\n", "not JSON"), (b'{"id": "1", "type": "shutdown"}\n', "unknown request type"),
+                                 (b'{"id": "2", "type": "ask", "question": "q", "rm": 1}\n', "unknown field rm"),
+                                 (b'\xff\xfe{"id": "3"}\n', "not JSON")):
+            connection.sendall(request)  # one connection: it keeps serving after each bad line
+            reply = json.loads(replies.readline())
+            assert reply["type"] == "error" and reply["data"]["fatal"] and message in reply["data"]["message"]
+        connection.sendall(b'{"id": "4", "type": "ping"}\n')
+        assert json.loads(replies.readline())["type"] == "pong"
 
 
 def test_a_stale_socket_file_means_asking_in_process(home, web):

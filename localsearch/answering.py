@@ -1,0 +1,122 @@
+"""Answering: the extractive answer at once, then the model's streamed answer, checked against
+the sources (grounding), then plugins' post-processing, and the checks no plugin can undo."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+from .citations import extractive_answer, ground_answer, sanitize_answer_text, why_not_standing
+from .errors import Cancelled
+from .events import Run, warning
+from .plugins import pm
+from .prompt import default_messages
+from .selection import Selection
+from .types import Answer, Citation, Document, Event, Source
+
+__all__ = ["answer", "answer_document"]
+
+
+def answer_document(answer: Answer, usage: dict | None = None, timings: dict | None = None) -> dict:
+    """An answer in the shape of ``ask --json`` (less ``errors``, which the fold adds)."""
+    data = answer.to_dict()
+    data["answer"] = data.pop("text")
+    return {**data, "usage": usage or {}, "timings": dict(timings or {})}
+
+
+def answer(question: str, conversation: list[dict], sources: list[Source], selection: Selection,
+           documents: dict[str, Document], model, model_error: str | None, embed, run: Run) -> Iterator[Event]:
+    """Yields ``extractive_answer``, the model's ``answer_delta``s, and the final ``answer``
+    (with the ``turn`` a follow-up question continues from)."""
+    config = run.config
+    if not selection.candidates:
+        yield warning("the pages read have no passage to answer from")
+        yield Event("answer", {**answer_document(Answer(question=question, sources=sources), timings=run.timings),
+                               "turn": {"question": question, "answer": ""}})
+        return
+    extractive = extractive_answer(question, sources, selection.candidates)
+    extractive.model = model.name if model is not None else None
+    yield Event("extractive_answer", answer_document(extractive, timings=run.timings))
+
+    final, usage = extractive, {}
+    turn: dict = {"question": question}  # what a follow-up question needs of this one
+    if config.llm and model is None:
+        yield warning(f"no LLM answer: {model_error}", "answer")
+    if model is not None:
+        text, usage, messages = yield from _generate(question, conversation, sources, selection, model, run)
+        turn["messages"] = messages
+        if text.strip():
+            turn["reply"] = text
+            yield run.start("verify")
+            checked = ground_answer(question, text, sources, selection.candidates, selection.candidate_vectors,
+                                    lambda texts: embed(texts, "passage"), config.support_threshold,
+                                    {url: d.text for url, d in documents.items()})
+            checked.model = model.name
+            yield run.end("verify", citations=len(checked.citations))
+            why = why_not_standing(question, checked, extractive.citations if config.answer_from_evidence else None)
+            if not why:
+                final = checked
+            else:
+                # Nothing the model wrote is backed by a source, or what is backed does not
+                # answer the question or strays from the best evidence: the cited extract is
+                # the honest answer.
+                yield warning(f"{why}, so the extractive answer stands (the model wrote: {checked.text})", "verify")
+
+    yield from _post_process(final, selection, sources, config)
+    turn["answer"] = final.text
+    if "reply" not in turn:
+        turn.pop("messages", None)  # without the model's reply the prompt cannot be continued
+    yield Event("answer", {**answer_document(final, usage, run.timings), "turn": turn})
+
+
+def _generate(question, conversation, sources, selection: Selection, model, run: Run):
+    """Stream the model's answer; returns (text, usage, messages). A failing model or prompt
+    plugin costs the model's answer, not the question."""
+    config = run.config
+    yield run.start("answer")
+    try:
+        messages = pm.hook.build_prompt(question=question, sources=sources, passages=selection.prompt_passages,
+                                        conversation=conversation, config=config)
+    except Exception as error:  # the built-in prompt stands in for a broken one
+        yield warning(f"prompt plugin failed: {error}", "answer")
+        messages = None
+    messages = messages or default_messages(question, sources, selection.prompt_passages, conversation)
+    text, started, first_token = "", time.perf_counter(), None
+    stream = model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature)
+    try:
+        for delta in stream:
+            run.check()
+            if first_token is None:
+                first_token = round(time.perf_counter() - started, 4)
+            text += delta
+            yield Event("answer_delta", {"text": delta})
+    except Cancelled:
+        raise
+    except Exception as error:  # the extractive answer stands in for a failed model
+        yield warning(f"the language model failed: {error}", "answer")
+        text = ""
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # a cancelled generation frees the model now, not when collected
+    usage = dict(getattr(model, "last_usage", None) or {})  # optional: what the model can report
+    if first_token is not None:
+        usage["first_token"] = first_token
+    yield run.end("answer", chars=len(text), **usage)
+    return text, usage, messages
+
+
+def _post_process(answer: Answer, selection: Selection, sources: list[Source], config) -> Iterator[Event]:
+    """Run ``process_answer`` plugins, then restore what no plugin may change: the sources are
+    the pages read, every citation names one of them, and the text carries no URL and no
+    marker that is not theirs."""
+    numbers = {s.n: s.url for s in sources}
+    frozen = [dataclasses.replace(s) for s in sources]
+    try:
+        pm.hook.process_answer(answer=answer, passages=selection.prompt_passages, config=config)
+    except Exception as error:  # a broken post-processor costs its edit, not the answer
+        yield warning(f"answer plugin failed: {error}", "verify")
+    answer.sources = frozen
+    answer.citations = [c for c in answer.citations if isinstance(c, Citation) and numbers.get(c.n) == c.url]
+    answer.text = sanitize_answer_text(answer.text, numbers)

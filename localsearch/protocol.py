@@ -1,0 +1,162 @@
+"""The request protocol every front end speaks (documented in docs/protocol.md, which a test
+checks against this module): request types and their fields, the messages sent back, and what
+each kind of client may change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import EVENT_TYPES
+
+__all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
+           "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings"]
+
+PROTOCOL_VERSION = 1
+MAX_HTML = 10_000_000  # characters of a page the browser sends; a longer one is refused
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a request: its JSON type, whether it must be there, and its largest size
+    (characters of a string, items of a list, keys of an object)."""
+
+    kind: type
+    required: bool = False
+    limit: int | None = None
+    help: str = ""
+
+
+_QUESTION = Field(str, True, 2000, "the question")
+_SETTINGS = Field(dict, False, 40, "settings for this request only (what a client may change: see below)")
+_CONVERSATION = Field(list, False, 20, "earlier turns, oldest first: objects with `question` and `answer` "
+                                       "(and `messages`, `reply` from an earlier `answer` message's `turn`)")
+
+COMMON = {
+    "id": Field(str, True, 128, "chosen by the client; every message back carries it"),
+    "type": Field(str, True, 32, "one of the request types below"),
+}
+PAGE_FIELDS = {
+    "url": Field(str, True, 4096, "the page's address (http or https); it is cited, not fetched"),
+    "title": Field(str, False, 1000, "the page's title"),
+    "html": Field(str, True, MAX_HTML, "the page's HTML as rendered (`document.documentElement.outerHTML`)"),
+    "selection": Field(str, False, 20000, "text the user selected: sentences about it rank higher"),
+}
+REQUESTS: dict[str, dict[str, Field]] = {
+    "ask": {"question": _QUESTION, "conversation": _CONVERSATION, "settings": _SETTINGS},
+    "ask_page": {"question": _QUESTION, "page": Field(dict, True, len(PAGE_FIELDS), "the page the browser shows: "
+                                                      + ", ".join(f"`{name}`" for name in PAGE_FIELDS)),
+                 "search": Field(bool, False, None, "also search the web (default: answer from the page alone)"),
+                 "conversation": _CONVERSATION, "settings": _SETTINGS},
+    "search": {"query": Field(str, True, 2000, "what to find"), "settings": _SETTINGS},
+    "index": {"urls": Field(list, True, 500, "URLs to fetch and index (`file:` URLs from the command line only)"),
+              "refresh": Field(bool, False, None, "fetch again even if the cached copy is fresh")},
+    "cancel": {"target": Field(str, True, 128, "the `id` of a request of the same connection")},
+    "status": {},
+    "ping": {},
+}
+# Messages back: every pipeline event, plus the answers to `status` and `ping`.
+MESSAGES = {
+    "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, retrieve, answer, verify, index)",
+    "stage_end": "a stage ended: `stage`, `seconds`, and what it did (`pages`, `results`, `first_token` ...)",
+    "search_results": "the fused results (`results`) and each engine's outcome (`engines`: status ok, error "
+                      "or timeout, `count`, `seconds`, `error`)",
+    "page": "one URL's status: `url`, `status` (ok, cached, blocked, timeout, too large, not HTML, HTTP error, "
+            "redirect loop, error, no content), `reason`, `title`",
+    "sources": "the numbered `sources` and the best `passages` (all a `search` request returns)",
+    "extractive_answer": "the answer made of the best source sentences, in the `answer` shape, at once",
+    "answer_delta": "a piece of the model's answer as it is written (`text`), not yet checked",
+    "answer": "the checked answer, in the shape of `localsearch ask --json` (see README), plus `turn`: what a "
+              "follow-up request sends back in `conversation`",
+    "warning": "a problem that costs part of the work, not the request: `message`, `stage`",
+    "status": "the server's state: `protocol`, `version`, `running`, `waiting`, `workers`, `queue`, `loaded` "
+              "(models held), `data_dir`, `uptime`",
+    "pong": "the answer to `ping`: `protocol`, `version`",
+    "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
+            "`cancelled`, whether there was such a request)",
+    "error": "the request failed: `message`, `kind` (protocol, busy, cancelled, internal, ...); it ends the stream",
+}
+MESSAGE_TYPES = tuple(MESSAGES)
+assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong"}, "every event type is a documented message"
+CLIENTS = ("browser", "cli")
+
+# What a request may change depends on who sent it. The browser (through the native-messaging
+# host) gets per-question choices only; paths, model files, server URLs and the data directory
+# stay the server's own. The user's CLI may change any setting but the ones that decide which
+# server and which data it is talking to.
+BROWSER_SETTINGS = ("engines", "max_pages", "top_k", "results_per_engine", "llm", "offline", "max_tokens",
+                    "temperature")
+SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models")
+
+
+class ProtocolError(ValueError):
+    """A request that does not follow the protocol; ``id`` is the request's, if one could be read."""
+
+    def __init__(self, message: str, id: str | None = None):
+        super().__init__(message)
+        self.id = id
+
+
+def check_request(request) -> tuple[str, str, dict]:
+    """(id, type, fields) of a well-formed request, else ProtocolError naming the problem."""
+    if not isinstance(request, dict):
+        raise ProtocolError(f"a request is a JSON object, not {_json_type(request)}")
+    id = request.get("id")
+    readable_id = id if isinstance(id, str) and len(id) <= 128 else None
+    try:
+        _check_fields(request, {**COMMON}, "request", strict=False)
+        kind = request["type"]
+        if kind not in REQUESTS:
+            raise ProtocolError(f"unknown request type {kind!r} (known: {', '.join(REQUESTS)})")
+        fields = {k: v for k, v in request.items() if k not in COMMON}
+        _check_fields(fields, REQUESTS[kind], f"{kind} request")
+        if kind == "ask_page":
+            _check_fields(fields["page"], PAGE_FIELDS, "page")
+        if kind == "index" and not all(isinstance(url, str) and 0 < len(url) <= 4096 for url in fields["urls"]):
+            raise ProtocolError("urls must be a list of URL strings (at most 4096 characters each)")
+    except ProtocolError as error:
+        error.id = readable_id
+        raise
+    return id, kind, fields
+
+
+def _check_fields(values: dict, spec: dict[str, Field], what: str, strict: bool = True) -> None:
+    what = f"{'an' if what[0] in 'aeiou' else 'a'} {what}"
+    if strict:
+        unknown = sorted(set(values) - set(spec))
+        if unknown:
+            raise ProtocolError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {what}"
+                                f" (known: {', '.join(spec) or 'none'})")
+    for name, field in spec.items():
+        if name not in values or values[name] is None:
+            if field.required:
+                raise ProtocolError(f"{what[0].upper()}{what[1:]} lacks the field {name!r}")
+            continue
+        value = values[name]
+        if not isinstance(value, field.kind) or (field.kind is not bool and isinstance(value, bool)):
+            raise ProtocolError(f"field {name!r} of {what} must be {_json_name(field.kind)}, not {_json_type(value)}")
+        if field.limit is not None and len(value) > field.limit:
+            unit = {str: "characters", list: "items", dict: "keys"}[field.kind]
+            raise ProtocolError(f"field {name!r} of {what} is too long: {len(value):,} {unit}, "
+                                f"at most {field.limit:,}")
+
+
+def check_settings(settings: dict, client: str) -> None:
+    """Refuse settings this client may not change (values are checked when applied)."""
+    for name in settings:
+        if name in SERVER_SETTINGS:
+            raise ProtocolError(f"setting {name!r} belongs to the server and cannot be changed by a request")
+        if client == "browser" and name not in BROWSER_SETTINGS:
+            raise ProtocolError(f"setting {name!r} cannot be changed from the browser "
+                                f"(allowed: {', '.join(BROWSER_SETTINGS)})")
+
+
+def _json_name(kind: type) -> str:
+    return {str: "a string", bool: "true or false", int: "a whole number", list: "a list", dict: "an object"}[kind]
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    return {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)

@@ -1,0 +1,133 @@
+"""Search fan-out and fusion: every selected engine, each query, under ``search_timeout``;
+results merged by reciprocal rank fusion and de-duplicated by URL."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .errors import Cancelled, LocalsearchError, PluginError
+from .text import is_fetchable_url, normalize_url
+from .types import SearchResult
+from .workers import ThreadPool
+
+__all__ = ["EngineContext", "search", "fuse", "RRF_K"]
+
+RRF_K = 60  # reciprocal rank fusion constant, as in Cormack et al.
+
+
+class EngineContext:
+    """What an engine may use besides its query: the settings, the embedder and the store.
+
+    It goes dead when the engine's time is up or the question ends: an engine abandoned at its
+    timeout can no longer use the shared embedder or store (each call raises ``Cancelled``).
+    """
+
+    def __init__(self, config, embed, query_store):
+        self.config = config
+        self._embed, self._query_store = embed, query_store
+        self._ended = threading.Event()
+
+    def embed(self, texts: list[str], kind: str = "query") -> list[list[float]]:
+        """Vectors of ``texts`` (``kind`` is "query" or "passage")."""
+        self._check()
+        return self._embed(texts, kind)
+
+    def query(self, vector: list[float], k: int):
+        """The ``k`` stored passages nearest ``vector`` (list of ``Passage``)."""
+        self._check()
+        return self._query_store(vector, k)
+
+    def end(self) -> None:
+        self._ended.set()
+
+    def _check(self) -> None:
+        if self._ended.is_set():
+            raise Cancelled("the search engine's time is up")
+
+
+def search(queries: list[str], engines: dict, names: list[str], context: EngineContext,
+           pool: ThreadPool, cancel: threading.Event) -> tuple[list[SearchResult], dict]:
+    """Ask every engine of ``names`` every query on ``pool``; (fused results, report by engine).
+    A failing or slow engine is reported (ok, error, timeout), never raised."""
+    config = context.config
+    report: dict[str, dict] = {}
+    jobs = []
+    for name in names:
+        if name not in engines:
+            known = ", ".join(sorted(engines)) or "none"
+            report[name] = {"status": "error", "error": f"no such engine (known: {known})", "count": 0}
+            continue
+        report[name] = {"status": "ok", "error": "", "count": 0, "seconds": 0.0}
+        jobs.extend((name, query) for query in queries)
+    limit = config.results_per_engine
+
+    def run(name: str, query: str) -> tuple[list[SearchResult], float]:
+        started = time.perf_counter()
+        return _results(name, engines[name].search(query, limit, context)), time.perf_counter() - started
+
+    futures = [pool.submit(run, name, query) for name, query in jobs]
+    deadline = time.monotonic() + config.search_timeout
+    try:
+        for future in futures:
+            while not future.done() and time.monotonic() < deadline:
+                if cancel.is_set():
+                    raise Cancelled()
+                try:
+                    future.exception(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    pass
+    finally:
+        context.end()  # whatever still runs is abandoned: it may not touch the models any more
+        for future in futures:
+            future.cancel()  # those still queued never start
+    ranked: list[list[SearchResult]] = []
+    for (name, _), future in zip(jobs, futures):
+        entry = report[name]
+        if not future.done() or future.cancelled():
+            entry.update(status="timeout", error=f"no answer within {config.search_timeout:g} s",
+                         seconds=config.search_timeout)
+            continue
+        error = future.exception()
+        if error is not None:
+            message = str(error) if isinstance(error, LocalsearchError) else f"{type(error).__name__}: {error}"
+            entry.update(status="error", error=message)
+            continue
+        hits, seconds = future.result()
+        entry["seconds"] = round(max(entry["seconds"], seconds), 3)
+        entry["count"] += len(hits)
+        ranked.append(hits)
+    return fuse(ranked), report
+
+
+def _results(name: str, hits) -> list[SearchResult]:
+    if not isinstance(hits, list) or not all(isinstance(h, SearchResult) for h in hits):
+        raise PluginError(f"engine {name} returned {type(hits).__name__}, not a list of SearchResult")
+    hits = [hit for hit in hits if is_fetchable_url(hit.url)]  # a malformed URL is dropped, not fatal
+    for rank, hit in enumerate(hits, 1):
+        hit.engine = hit.engine or name
+        hit.rank = hit.rank or rank
+    return hits
+
+
+def fuse(ranked: list[list[SearchResult]]) -> list[SearchResult]:
+    """Reciprocal rank fusion of several ranked lists, de-duplicated by normalised URL."""
+    merged: dict[str, SearchResult] = {}
+    scores: dict[str, float] = {}
+    for hits in ranked:
+        for rank, hit in enumerate(hits, 1):
+            if not hit.url or not hit.url.strip():
+                continue
+            key = normalize_url(hit.url)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
+            if key not in merged:
+                merged[key] = SearchResult(url=hit.url, title=hit.title, snippet=hit.snippet,
+                                           engine=hit.engine, rank=hit.rank)
+            elif hit.engine not in merged[key].engine.split(","):
+                merged[key].engine += "," + hit.engine
+    fused = []
+    for rank, key in enumerate(sorted(merged, key=lambda k: -scores[k]), 1):
+        hit = merged[key]
+        hit.rank, hit.score = rank, round(scores[key], 6)
+        fused.append(hit)
+    return fused

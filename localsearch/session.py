@@ -1,0 +1,244 @@
+"""The session layer: one code path from a request to its messages, for every front end.
+
+A ``Session`` checks a request against the protocol (``protocol.py``), decides what its sender
+may change, runs it on the warm pipeline and streams its messages back, each carrying the
+request's ``id``; every stream ends with exactly one ``done`` or ``error``. The CLI in-process,
+the Unix socket of ``localsearch serve`` and the native-messaging host are transports over it.
+``stream()`` is what a front end calls: it uses a running server if there is one, else a
+session in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from . import __version__, components
+from .config import Config
+from .errors import LocalsearchError
+from .protocol import CLIENTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
+from .types import Event, Page
+
+__all__ = ["Session", "stream", "message", "events_of"]
+
+Send = Callable[[dict], bool]  # delivers one message; False once the client is gone
+
+
+def message(id: str | None, type: str, data: dict | None = None) -> dict:
+    return {"id": id, "type": type, "data": data or {}}
+
+
+def _error(id: str | None, text: str, kind: str) -> dict:
+    return message(id, "error", {"message": text, "kind": kind, "fatal": True})
+
+
+@dataclass
+class _Job:
+    id: str
+    kind: str
+    fields: dict
+    client: str
+    send: Send
+    scope: object
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Session:
+    """Runs requests on one warm pipeline: ``serve_workers`` at once, up to ``serve_queue``
+    waiting, and a clear ``busy`` error past that."""
+
+    def __init__(self, config: Config):
+        from .pipeline import Pipeline
+
+        self.config = config
+        self.pipeline = Pipeline(config=config)
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._running: dict[tuple, _Job] = {}
+        self._waiting: deque[_Job] = deque()
+
+    # -- the transports' entry points ----------------------------------------------------
+    def handle(self, request, client: str, send: Send, scope: object = None) -> None:
+        """Take one request from a connection (``scope``) and answer it through ``send``:
+        at once for control requests, from a worker thread for work. Never raises."""
+        try:
+            id, kind, fields = _checked(request, client)
+        except ProtocolError as error:
+            send(_error(error.id, f"bad request: {error}", "protocol"))
+            return
+        if kind in ("ping", "status", "cancel"):
+            for reply in self._control(id, kind, fields, scope):
+                send(reply)
+            return
+        job = _Job(id, kind, fields, client, send, scope)
+        with self._lock:
+            if (scope, id) in self._running or any((j.scope, j.id) == (scope, id) for j in self._waiting):
+                busy_with_id = True
+            else:
+                busy_with_id = False
+                if len(self._running) < self.config.serve_workers:
+                    self._running[(scope, id)] = job
+                    start = True
+                elif len(self._waiting) < self.config.serve_queue:
+                    self._waiting.append(job)
+                    start = False
+                else:
+                    start = None
+        if busy_with_id:
+            send(_error(id, f"bad request: a request with id {id!r} is still running", "protocol"))
+        elif start is None:
+            send(_error(id, f"busy: {self.config.serve_workers} requests are running and {self.config.serve_queue} "
+                            "waiting; try again shortly", "busy"))
+        elif start:
+            threading.Thread(target=self._work, args=(job,), name=f"localsearch-request-{id}", daemon=True).start()
+
+    def run(self, request, client: str = "cli") -> Iterator[dict]:
+        """Check and run one request in the calling thread (a front end in this process)."""
+        try:
+            id, kind, fields = _checked(request, client)
+        except ProtocolError as error:
+            yield _error(error.id, f"bad request: {error}", "protocol")
+            return
+        if kind in ("ping", "status", "cancel"):
+            yield from self._control(id, kind, fields, None)
+            return
+        job = _Job(id, kind, fields, client, lambda _: True, None)
+        yield from self._messages(job)
+
+    def disconnect(self, scope: object) -> None:
+        """A connection closed: stop every request it sent (a vanished client frees its work)."""
+        with self._lock:
+            for job in [j for j in self._waiting if j.scope is scope]:
+                self._waiting.remove(job)
+            for (owner, _), job in self._running.items():
+                if owner is scope:
+                    job.cancel.set()
+
+    def close(self) -> None:
+        with self._lock:
+            for job in self._running.values():
+                job.cancel.set()
+            self._waiting.clear()
+        self.pipeline.close()
+
+    # -- inside ---------------------------------------------------------------------------
+    def _work(self, job: _Job) -> None:
+        while job is not None:
+            delivered = True
+            for reply in self._messages(job):
+                if delivered and not job.send(reply):
+                    delivered = False
+                    job.cancel.set()  # the client went away: stop at the next stage or token
+            with self._lock:
+                self._running.pop((job.scope, job.id), None)
+                job = self._waiting.popleft() if self._waiting else None
+                if job is not None:
+                    self._running[(job.scope, job.id)] = job
+
+    def _messages(self, job: _Job) -> Iterator[dict]:
+        """The request's messages, ending with exactly one ``done`` or ``error``."""
+        try:
+            events = self._events(job)
+            for event in events:
+                yield message(job.id, event.type, event.data)
+                if event.type in ("done", "error"):
+                    events.close()
+                    return
+            yield _error(job.id, "internal error: the request ended without a result", "internal")
+        except ProtocolError as error:
+            yield _error(job.id, f"bad request: {error}", "protocol")
+        except LocalsearchError as error:
+            yield _error(job.id, str(error), type(error).__name__)
+        except Exception as error:  # a bug ends this request, never the session
+            yield _error(job.id, f"internal error: {type(error).__name__}: {error}", "internal")
+
+    def _events(self, job: _Job) -> Iterator[Event]:
+        fields, pipeline = job.fields, self.pipeline
+        settings = fields.get("settings") or {}
+        check_settings(settings, job.client)
+        if job.kind == "ask":
+            return pipeline.ask(fields["question"], conversation=fields.get("conversation"), settings=settings,
+                                cancel=job.cancel)
+        if job.kind == "ask_page":
+            given = fields["page"]
+            page = Page(url=given["url"], status="ok", final_url=given["url"], html=given["html"],
+                        content_type="text/html")
+            return pipeline.ask(fields["question"], conversation=fields.get("conversation"), page=page,
+                                focus=given.get("selection") or "", search_web=bool(fields.get("search")),
+                                settings=settings, cancel=job.cancel)
+        if job.kind == "search":
+            return pipeline.ask(fields["query"], settings=settings, cancel=job.cancel, generate=False)
+        # index: file: URLs only when the user named them on the command line
+        return pipeline.index(fields["urls"], refresh=bool(fields.get("refresh")), cancel=job.cancel,
+                              allow_files=job.client == "cli")
+
+    def _control(self, id: str, kind: str, fields: dict, scope: object) -> Iterator[dict]:
+        if kind == "ping":
+            yield message(id, "pong", {"protocol": PROTOCOL_VERSION, "version": __version__})
+            yield message(id, "done")
+        elif kind == "status":
+            with self._lock:
+                running, waiting = len(self._running), len(self._waiting)
+            yield message(id, "status", {"protocol": PROTOCOL_VERSION, "version": __version__, "pid": os.getpid(),
+                                         "data_dir": self.config.data_dir, "running": running, "waiting": waiting,
+                                         "workers": self.config.serve_workers, "queue": self.config.serve_queue,
+                                         "loaded": components.loaded(),
+                                         "uptime": round(time.time() - self.started, 1)})
+            yield message(id, "done")
+        else:
+            yield message(id, "done", {"cancelled": self._cancel(fields["target"], scope)})
+
+    def _cancel(self, target: str, scope: object) -> bool:
+        with self._lock:
+            job = self._running.get((scope, target))
+            if job is not None:
+                job.cancel.set()
+                return True
+            for waiting in self._waiting:
+                if (waiting.scope, waiting.id) == (scope, target):
+                    self._waiting.remove(waiting)
+                    break
+            else:
+                return False
+        waiting.send(_error(target, "cancelled", "cancelled"))
+        return True
+
+
+def _checked(request, client: str) -> tuple[str, str, dict]:
+    """(id, type, fields) of a request this client may send, else ProtocolError."""
+    id, kind, fields = check_request(request)
+    if client not in CLIENTS:
+        raise ProtocolError(f"unknown client {client!r}", id)
+    if kind == "ask_page" and not fields["page"]["url"].lower().startswith(("http://", "https://")):
+        raise ProtocolError("the page's url must be an http or https address", id)
+    return id, kind, fields
+
+
+def events_of(messages: Iterator[dict]) -> Iterator[Event]:
+    """The Events of one request's messages (what the CLI's renderers take)."""
+    for item in messages:
+        yield Event(item["type"], item.get("data") or {})
+
+
+_local: dict[tuple, Session] = {}  # one in-process session per configuration, kept for reuse
+
+
+def stream(request: dict, config: Config | None = None, client: str = "cli") -> Iterator[dict]:
+    """The messages of ``request``: from a running ``localsearch serve`` (its models are warm,
+    and only one process then writes the index) if there is one, else from a session in this
+    process, kept for the next request."""
+    config = config or Config.load()
+    if config.use_server:
+        from .server import remote_stream
+
+        remote = remote_stream(config, request, client)
+        if remote is not None:
+            return remote
+    key = tuple((s["name"], repr(s["value"])) for s in config.describe())
+    if key not in _local:
+        _local[key] = Session(config)
+    return _local[key].run(request, client)

@@ -1,0 +1,162 @@
+"""The threads a pipeline's questions wait on: no event loop of its own per question,
+``fetch_concurrency`` for every kind of fetcher, a bounded number of engine threads, and no
+work left running for a question that has ended. Written against ``Pipeline`` alone, so each
+test also runs (and fails) on the code before the session layer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from localsearch import hookimpl
+from localsearch import pipeline as pipeline_module
+from localsearch.pipeline import fold_events
+from localsearch.plugins import pm
+from localsearch.types import FetchStatus, Page, SearchResult
+
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+class registered:
+    """Register a throwaway plugin for the duration of a ``with`` block."""
+
+    def __init__(self, plugin, name):
+        self.plugin, self.name = plugin, name
+
+    def __enter__(self):
+        pm.register(self.plugin, name=self.name)
+        return self.plugin
+
+    def __exit__(self, *exc):
+        pm.unregister(name=self.name)
+
+
+class Gate:
+    """A search engine that waits until the test opens the gate (or 10 s pass), returns
+    ``urls``, and notes whether it could still use the embedder afterwards."""
+
+    def __init__(self, urls=()):
+        self.open = threading.Event()
+        self.late_calls: list[str] = []
+        self.urls = list(urls)
+
+    @hookimpl
+    def register_search_engines(self, register):
+        gate = self
+
+        class Engine:
+            name = "gate"
+
+            def search(self, query, limit, context):
+                gate.open.wait(10)
+                try:
+                    context.embed([query])
+                    gate.late_calls.append("embedded")
+                except Exception as error:
+                    gate.late_calls.append(type(error).__name__)
+                return [SearchResult(url=u) for u in gate.urls]
+
+        register(Engine())
+
+
+def test_an_asyncio_program_can_ask(make_pipeline):
+    """No event loop per question: a caller that runs its own (a web app, a notebook) can ask."""
+    pipeline = make_pipeline()
+
+    async def main():
+        return fold_events(pipeline.ask(QUESTION))
+
+    result = asyncio.run(main())
+    assert "fatal" not in result, result.get("fatal")
+    assert result["citations"]
+
+
+class CountingFetcher:
+    """A blocking fetcher that notes how many of its calls run at once."""
+
+    def __init__(self):
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    @hookimpl(tryfirst=True)
+    def fetch_page(self, url):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.4)
+        with self.lock:
+            self.running -= 1
+        return Page(url=url, status=FetchStatus.HTTP_ERROR, reason="counted")
+
+
+@pytest.mark.parametrize("concurrency", [2, 10])
+def test_fetch_concurrency_holds_for_blocking_fetchers(make_pipeline, web, concurrency):
+    urls = [f"{web.url}/status/404?n={i}" for i in range(10)]
+    counting, engine = CountingFetcher(), Gate(urls)
+    engine.open.set()
+    with registered(counting, "counting-fetcher"), registered(engine, "gate"):
+        events = list(make_pipeline(engines=["gate"], max_pages=10, fetch_concurrency=concurrency).ask(QUESTION))
+    assert [e.data["reason"] for e in events if e.type == "page"] == ["counted"] * 10
+    assert counting.most == concurrency
+
+
+def test_an_async_fetcher_can_decline_a_url(make_pipeline, web):
+    class Picky:
+        asked: list[str] = []
+
+        @hookimpl(tryfirst=True)
+        async def fetch_page(self, url):
+            self.asked.append(url)
+            if "harrowmere" in url:
+                return None  # not mine: the built-in fetcher reads it
+            return Page(url=url, status=FetchStatus.HTTP_ERROR, reason="picky said no")
+
+    with registered(Picky(), "picky"):
+        result = fold_events(make_pipeline(max_pages=3).ask(QUESTION))
+    status = {s["url"].rsplit("/", 1)[1]: (s["status"], s["reason"]) for s in result["sources"]}
+    assert status["harrowmere-lighthouse"] == ("ok", "")
+    assert [reason for _, reason in status.values()].count("picky said no") == 2
+    assert result["citations"][0]["url"].endswith("/harrowmere-lighthouse")
+
+
+def test_hung_engines_hold_a_bounded_number_of_threads(make_pipeline):
+    engine_threads = getattr(pipeline_module, "ENGINE_THREADS", 8)
+    gate = Gate()
+    with registered(gate, "gate"):
+        pipeline = make_pipeline(engines=["gate"], search_timeout=0.2)
+        before = threading.active_count()
+        for _ in range(3 * engine_threads):
+            results, report = pipeline.search(["q"], ["gate"])
+            assert report["gate"]["status"] == "timeout"
+        assert threading.active_count() - before <= engine_threads + 2
+        gate.open.set()
+        deadline = time.monotonic() + 5
+        while len(gate.late_calls) < engine_threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(gate.late_calls) == {"Cancelled"}, "engines abandoned at their timeout still used the embedder"
+
+
+def test_a_failure_storing_pages_after_the_answer_costs_the_index_not_the_answer(make_pipeline):
+    class FullDisk:
+        @hookimpl(tryfirst=True)
+        def vector_store(self, config, embedder_name):
+            real = pm.get_plugin("chroma").vector_store(config=config, embedder_name=embedder_name)
+
+            class Failing:
+                def __getattr__(self, name):
+                    return getattr(real, name)
+
+                def add_document(self, *args):
+                    raise OSError(28, "No space left on device")
+
+            return Failing()
+
+    with registered(FullDisk(), "full-disk"):
+        events = list(make_pipeline().ask(QUESTION))
+    result = fold_events(events)
+    assert events[-1].type == "done" and "fatal" not in result
+    assert result["citations"]
+    assert any("could not be stored in the index" in e and "No space left" in e for e in result["errors"])

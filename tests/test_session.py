@@ -1,0 +1,257 @@
+"""The session layer in this process: requests checked and dispatched, concurrent streams,
+the bounded queue, cancel, and who may change which setting."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from localsearch import hookimpl
+from localsearch.config import Config
+from localsearch.events import fold_events
+from localsearch.plugins import pm
+from localsearch.session import Session
+from localsearch.types import SearchResult
+
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+class registered:
+    """Register a throwaway plugin for the duration of a ``with`` block."""
+
+    def __init__(self, plugin, name):
+        self.plugin, self.name = plugin, name
+
+    def __enter__(self):
+        pm.register(self.plugin, name=self.name)
+        return self.plugin
+
+    def __exit__(self, *exc):
+        pm.unregister(name=self.name)
+
+
+class Inbox:
+    """A connection's receiving end: collects messages, lets a test wait for one."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self._changed = threading.Condition()
+
+    def send(self, message: dict) -> bool:
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+        return True
+
+    def of(self, id: str) -> list[dict]:
+        with self._changed:
+            return [m for m in self.messages if m["id"] == id]
+
+    def wait(self, predicate, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such message within {timeout} s: {self.messages[-5:]}"
+                self._changed.wait(left)
+
+    def end_of(self, id: str, timeout: float = 120.0) -> dict:
+        return self.wait(lambda m: m["id"] == id and m["type"] in ("done", "error"), timeout)
+
+
+class Gate:
+    """A search engine that waits until the test opens the gate (or its time is up), then
+    tries to use the shared embedder: what an abandoned engine must no longer be able to do."""
+
+    def __init__(self, urls=()):
+        self.open = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.late_calls: list[str] = []
+        self.urls = list(urls)
+
+    @hookimpl
+    def register_search_engines(self, register):
+        gate = self
+
+        class Engine:
+            name = "gate"
+
+            def search(self, query, limit, context):
+                gate.entered.release()
+                gate.open.wait(10)
+                try:
+                    context.embed([query])
+                    gate.late_calls.append("embedded")
+                except Exception as error:
+                    gate.late_calls.append(type(error).__name__)
+                return [SearchResult(url=u) for u in gate.urls]
+
+        register(Engine())
+
+
+@pytest.fixture
+def settings(home, web):
+    return {"engines": ["searxng"], "searxng_url": web.url, "llm": False, "search_timeout": 5.0,
+            "fetch_timeout": 3.0}
+
+
+def test_two_requests_stream_interleaved_and_each_ends_once(settings):
+    session = Session(Config.load(settings))
+    inbox = Inbox()
+    session.handle({"id": "a", "type": "ask", "question": QUESTION}, "browser", inbox.send)
+    session.handle({"id": "b", "type": "search", "query": "Kestrel valley comet discovery"}, "browser", inbox.send)
+    inbox.end_of("a"), inbox.end_of("b")
+    for id in ("a", "b"):
+        stream = inbox.of(id)
+        terminal = [m for m in stream if m["type"] in ("done", "error")]
+        assert [m["type"] for m in terminal] == ["done"] and stream[-1] is terminal[0], stream[-3:]
+    order = [m["id"] for m in inbox.messages]
+    assert order.index("b") < len(order) - 1 - order[::-1].index("a"), "the two streams ran at the same time"
+    answer = next(m for m in inbox.of("a") if m["type"] == "answer")["data"]
+    assert answer["citations"] and answer["answer"]  # the answer travels in the --json shape
+    assert next(m for m in inbox.of("b") if m["type"] == "sources")["data"]["passages"]
+
+
+def test_past_the_queue_a_request_is_busy_at_once(settings):
+    gate = Gate()
+    with registered(gate, "gate"):
+        session = Session(Config.load({**settings, "engines": ["gate"], "serve_workers": 1, "serve_queue": 1}))
+        inbox = Inbox()
+        session.handle({"id": "1", "type": "ask", "question": "one"}, "browser", inbox.send)
+        assert gate.entered.acquire(timeout=30)  # the first is running, held in its search
+        session.handle({"id": "2", "type": "ask", "question": "two"}, "browser", inbox.send)  # waits
+        started = time.monotonic()
+        session.handle({"id": "3", "type": "ask", "question": "three"}, "browser", inbox.send)
+        busy = inbox.end_of("3", timeout=5)
+        assert time.monotonic() - started < 1.0
+        assert busy["type"] == "error" and busy["data"]["kind"] == "busy" and "busy" in busy["data"]["message"]
+        gate.open.set()
+        for id in ("1", "2"):  # the queued one runs when the first ends (no results: a clear error)
+            assert "no search results" in inbox.end_of(id)["data"]["message"]
+
+
+def test_cancel_during_search_stops_the_request_and_the_abandoned_engine(settings):
+    gate = Gate()
+    with registered(gate, "gate"):
+        session = Session(Config.load({**settings, "engines": ["gate"], "search_timeout": 30.0}))
+        inbox = Inbox()
+        session.handle({"id": "q", "type": "ask", "question": "anything"}, "browser", inbox.send)
+        assert gate.entered.acquire(timeout=30)
+        started = time.monotonic()
+        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.send)
+        ended = inbox.end_of("q", timeout=5)
+        assert time.monotonic() - started < 1.0
+        assert ended["type"] == "error" and ended["data"]["kind"] == "cancelled"
+        assert inbox.end_of("c")["data"] == {"cancelled": True}
+        gate.open.set()
+        deadline = time.monotonic() + 5
+        while not gate.late_calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gate.late_calls == ["Cancelled"], "an engine of an ended question still used the embedder"
+    inbox = Inbox()
+    session.handle({"id": "x", "type": "cancel", "target": "nothing"}, "browser", inbox.send)
+    assert inbox.end_of("x")["data"] == {"cancelled": False}
+
+
+def test_cancel_during_fetch_is_prompt(settings, web):
+    slow = [web.url + "/slow?seconds=20", web.url + "/articles/harrowmere-lighthouse"]
+    gate = Gate(slow)
+    gate.open.set()
+    with registered(gate, "gate"):
+        session = Session(Config.load({**settings, "engines": ["gate"], "fetch_timeout": 30.0}))
+        inbox = Inbox()
+        session.handle({"id": "q", "type": "ask", "question": QUESTION}, "browser", inbox.send)
+        inbox.wait(lambda m: m["id"] == "q" and m["type"] == "stage_start" and m["data"]["stage"] == "fetch")
+        time.sleep(0.3)  # the slow page is being fetched
+        started = time.monotonic()
+        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.send)
+        ended = inbox.end_of("q", timeout=10)
+        assert ended["data"]["kind"] == "cancelled" and time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("client, settings_sent, refused", [
+    ("browser", {"data_dir": "/tmp/elsewhere"}, "data_dir"),
+    ("browser", {"model": "/tmp/other.gguf"}, "model"),
+    ("browser", {"searxng_url": "http://10.0.0.1/"}, "searxng_url"),
+    ("browser", {"allowed_hosts": ["10.0.0.0/8"]}, "allowed_hosts"),
+    ("cli", {"data_dir": "/tmp/elsewhere"}, "data_dir"),
+    ("cli", {"use_server": False}, "use_server"),
+    ("cli", {"top_k": "many"}, "top_k"),
+    ("browser", {"max_pages": 0}, "max_pages"),
+])
+def test_a_setting_the_sender_may_not_change_is_refused(settings, client, settings_sent, refused):
+    session = Session(Config.load(settings))
+    messages = list(session.run({"id": "s", "type": "ask", "question": QUESTION, "settings": settings_sent}, client))
+    assert [m["type"] for m in messages] == ["error"]
+    assert messages[0]["id"] == "s" and refused in messages[0]["data"]["message"]
+
+
+def test_the_browser_may_change_per_question_settings(settings, web):
+    session = Session(Config.load(settings))
+    messages = list(session.run({"id": "s", "type": "ask", "question": QUESTION,
+                                 "settings": {"max_pages": 1, "top_k": 2, "llm": False}}, "browser"))
+    result = fold_events(_events(messages))
+    assert "fatal" not in result and len(result["sources"]) == 1
+
+
+@pytest.mark.parametrize("request_sent, message", [
+    ([1, 2], "a JSON object, not a list"),
+    ({"type": "ask", "question": "q"}, "lacks the field 'id'"),
+    ({"id": 5, "type": "ask", "question": "q"}, "'id' of a request must be a string"),
+    ({"id": "r", "type": "shutdown"}, "unknown request type 'shutdown'"),
+    ({"id": "r", "type": "ask"}, "lacks the field 'question'"),
+    ({"id": "r", "type": "ask", "question": 3}, "'question' of an ask request must be a string, not a number"),
+    ({"id": "r", "type": "ask", "question": "q", "rm": 1}, "unknown field rm"),
+    ({"id": "r", "type": "ask", "question": "q" * 5000}, "too long: 5,000 characters"),
+    ({"id": "r", "type": "index", "urls": "http://a.example/"}, "'urls' of an index request must be a list"),
+    ({"id": "r", "type": "index", "urls": [3]}, "urls must be a list of URL strings"),
+    ({"id": "r", "type": "ask_page", "question": "q", "page": {"url": "https://a.example/"}}, "lacks the field 'html'"),
+    ({"id": "r", "type": "ask_page", "question": "q", "page": {"url": "file:///etc/passwd", "html": "x"}},
+     "http or https"),
+    ({"id": "r", "type": "ask_page", "question": "q", "page": {"url": "https://a.example/", "html": "x" * 10_000_001}},
+     "'html' of a page is too long"),
+    ({"id": "r", "type": "cancel"}, "lacks the field 'target'"),
+])
+def test_a_malformed_request_gets_an_error_naming_the_problem(settings, request_sent, message):
+    session = Session(Config.load(settings))
+    inbox = Inbox()
+    session.handle(request_sent, "browser", inbox.send)
+    (reply,) = inbox.messages
+    assert reply["type"] == "error" and reply["data"]["kind"] == "protocol"
+    assert message in reply["data"]["message"]
+    assert reply["id"] == (request_sent.get("id") if isinstance(request_sent, dict) and
+                           isinstance(request_sent.get("id"), str) else None)
+
+
+def test_ping_and_status(settings):
+    session = Session(Config.load(settings))
+    pong = list(session.run({"id": "p", "type": "ping"}, "browser"))
+    assert [m["type"] for m in pong] == ["pong", "done"] and pong[0]["data"]["protocol"] == 1
+    status = list(session.run({"id": "s", "type": "status"}, "browser"))
+    assert [m["type"] for m in status] == ["status", "done"]
+    assert status[0]["data"]["running"] == 0 and status[0]["data"]["workers"] == 2
+
+
+def test_the_browsers_page_is_answered_from_alone_by_default(settings):
+    html = ("<html><head><title>Team notes</title></head><body><article><p>The quarterly planning "
+            "meeting of the Fenwick orchard cooperative moved to Thursday 9 May at the old mill, "
+            "because the barn roof is being repaired by the volunteers this spring.</p></article></body></html>")
+    session = Session(Config.load(settings))
+    messages = list(session.run({"id": "p", "type": "ask_page", "question": "Where is the planning meeting?",
+                                 "page": {"url": "https://intranet.example/notes", "title": "Team notes",
+                                          "html": html, "selection": "the old mill"}}, "browser"))
+    result = fold_events(_events(messages))
+    assert [s["url"] for s in result["sources"]] == ["https://intranet.example/notes"]
+    assert "old mill" in result["citations"][0]["quote"]
+    assert not any(m["type"] == "search_results" for m in messages)
+
+
+def _events(messages):
+    from localsearch.session import events_of
+
+    return list(events_of(iter(messages)))
