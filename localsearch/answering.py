@@ -119,4 +119,5 @@ def _post_process(answer: Answer, selection: Selection, sources: list[Source], c
         yield warning(f"answer plugin failed: {error}", "verify")
     answer.sources = frozen
     answer.citations = [c for c in answer.citations if isinstance(c, Citation) and numbers.get(c.n) == c.url]
-    answer.text = sanitize_answer_text(answer.text, numbers)
+    # Every [n] left in the text is a supported citation, whatever a plugin wrote.
+    answer.text = sanitize_answer_text(answer.text, numbers, citations=answer.citations)

@@ -9,8 +9,9 @@ flagged, and uncited sentences get the source that supports them, if any does.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, split_sentences, stem
+from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, neutralize_citations, split_sentences, stem
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts", "unanswered", "asked_for",
@@ -18,22 +19,32 @@ __all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missin
 
 # "capital. [1]" -> "capital [1]." so that a marker after the full stop stays with its sentence.
 _MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
-_MIN_WORDS = 3
+_WORDLESS = re.compile(r"[\W_]*")
+_LIST_LABEL = re.compile(r"\d{1,3}[.)]")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(?:(?:https?|ftp|file)://|www\.)[^)]*\)")
 _URL = re.compile(r"<?(?:(?:https?|ftp|file)://|www\.)[^\s<>\[\]()]+>?")
 
 
-def sanitize_answer_text(text: str, sources: dict[int, str]) -> str:
+def sanitize_answer_text(text: str, sources: dict[int, str], *, citations: Iterable[Citation] | None = None) -> str:
     """Keep only what a source backs: citation markers of the given source numbers, and no URL
-    but the sources' own. ``sources`` maps each number to its URL."""
+    but the sources' own. ``sources`` maps each number to its URL.
+
+    Given ``citations`` (an answer's), a marker stays only if its number has a *supported*
+    citation among them, tied to that source's URL: whatever wrote the text (the model, a
+    ``process_answer`` plugin), no ``[n]`` is left that no checked citation backs.
+    """
     allowed = set(sources.values())
+    markable = set(sources)
+    if citations is not None:
+        markable = {c.n for c in citations
+                    if isinstance(c, Citation) and c.supported is True and c.n in sources and sources[c.n] == c.url}
     # "[1](https://...)" is a citation in link form; "[the docs](https://...)" keeps its words.
     text = _MARKDOWN_LINK.sub(lambda m: f"[{m.group(1)}]" if CITATION_RE.fullmatch(f"[{m.group(1)}]")
                               else m.group(1), text)
     text = _URL.sub(lambda m: m.group(0) if m.group(0).strip("<>").rstrip(".,;:!?") in allowed else "", text)
 
     def markers(match: re.Match) -> str:
-        numbers = [n for n in citation_numbers(match.group(1)) if n in sources]
+        numbers = [n for n in citation_numbers(match.group(1)) if n in markable]
         return " " + "".join(f"[{n}]" for n in numbers) if numbers else ""
 
     text = CITATION_RE.sub(markers, text)
@@ -65,11 +76,49 @@ def missing_facts(sentence: str, source_text: str) -> list[str]:
     return _absent(_facts(sentence), source_text)
 
 
-def _facts(sentence: str) -> list[str]:
-    """The numbers and names (capitalised words after the first) of ``sentence``."""
+# Words a sentence often opens with that name nothing: capitalised only because they come first.
+# Function words (pronouns, determiners, prepositions, conjunctions, auxiliaries), number words,
+# and the adverbs and phrases an answer opens with ("However", "According to", "Based on").
+_OPENERS = STOPWORDS | set("""
+i me my mine you your yours he him his she her hers we us our ours they them theirs itself himself
+herself themselves this these those that there here such some any all both each either neither every
+no none nobody nothing not nor yes yeah okay ok sure indeed certainly clearly actually also too so
+then thus hence therefore consequently accordingly meanwhile however nevertheless nonetheless still
+yet but although though while whereas whether if unless because since as once after before during
+until till upon within without about above across against along among amid around behind below
+beneath beside besides between beyond despite down inside near off onto out outside over past per
+through throughout toward towards under underneath unlike up via according based given regarding
+concerning following including overall generally usually typically often sometimes always never
+currently today now later earlier initially originally eventually finally first firstly second
+secondly third lastly next further furthermore moreover additionally instead otherwise rather
+perhaps maybe possibly probably likely unfortunately fortunately sorry please note answer question
+source sources summary context passage text another other others several many more most less least
+few fewer only just even almost nearly approximately roughly about exactly same
+one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred
+thousand million billion dozen half
+should shall may might must ought cannot don doesn didn isn aren wasn weren won hasn haven hadn couldn
+wouldn shouldn let lets
+""".split())
+
+
+def _facts(sentence: str, common: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The numbers and names (capitalised words) of ``sentence``.
+
+    A capitalised first word is a name too ("Delacre kept the lamp burning"), unless it is a
+    common word that is capitalised only because it opens the sentence: one of ``_OPENERS``
+    ("The", "However", "According"), or one of ``common`` (lower-case words known to be
+    ordinary: those the sources and the question write in lower case).
+    """
     words = _TERM.findall(_LIST_NUMBER.sub("", sentence))
-    return list(dict.fromkeys(word for position, word in enumerate(words)
-                              if word[0].isdigit() or (position > 0 and word[0].isupper() and len(word) > 2)))
+    return list(dict.fromkeys(
+        word for position, word in enumerate(words)
+        if word[0].isdigit() or (word[0].isupper() and len(word) > 2 and (
+            position > 0 or (word.lower() not in _OPENERS and word.lower() not in common)))))
+
+
+def _lower_case_words(*texts: str) -> set[str]:
+    """The words ``texts`` write in lower case: ordinary words, even when one opens a sentence."""
+    return {word for text in texts for word in _TERM.findall(text) if word[0].islower()}
 
 
 def _absent(facts: list[str], text: str) -> list[str]:
@@ -174,16 +223,28 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     text = sanitize_answer_text(text, {s.n: s.url for s in sources})
     text = _MARKER_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text)
     sentences = [text[a:b] for a, b in split_sentences(text)]
-    parsed = []
+    parsed: list[tuple[str, str, list[int]]] = []  # (list label, sentence without markers, source numbers)
+    label, carried = "", []
     for sentence in sentences:
-        numbers = [n for group in CITATION_RE.findall(sentence) for n in citation_numbers(group)]
+        numbers = carried + [n for group in CITATION_RE.findall(sentence) for n in citation_numbers(group)]
         clean = CITATION_RE.sub("", sentence).strip()
-        parsed.append((clean, list(dict.fromkeys(numbers))))
-    checkable = [i for i, (clean, _) in enumerate(parsed) if len(clean.split()) >= _MIN_WORDS]
-    vectors = dict(zip(checkable, embed([parsed[i][0] for i in checkable]))) if checkable else {}
+        if _WORDLESS.fullmatch(clean):
+            continue  # "", or a "." left between markers: nothing to say, nothing to check
+        if _LIST_LABEL.fullmatch(clean):
+            # "1." split from its item ("1. The keeper was ...") labels the sentence that follows.
+            label, carried = f"{label} {clean}".strip(), numbers
+            continue
+        parsed.append((label, clean, list(dict.fromkeys(numbers))))
+        label, carried = "", []
+    if label:  # a label that ends the reply labels nothing: it is checked as what it is, a number
+        parsed.append(("", label, list(dict.fromkeys(carried))))
+    # Every sentence is checked, however short: "Delacre [1]." names someone just as well.
+    vectors = list(embed([clean for _, clean, _ in parsed])) if parsed and candidates else [None] * len(parsed)
+    # A word the sources or the question write in lower case is no name when it opens a sentence.
+    common = _lower_case_words(question, *documents.values())
 
     def check(n: int, clean: str, scores: list[float]) -> Citation:
-        source, facts = by_n[n], _facts(clean)
+        source, facts = by_n[n], _facts(clean, common)
         missing = _absent(facts, documents.get(source.url, ""))  # as missing_facts(clean, page)
         # What the sentence adds to the question and the title (the answer's names and numbers)
         # must be in the source sentence it is tied to: by similarity alone "perihelion on 24
@@ -203,27 +264,29 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
 
     answer = Answer(question=question, sources=sources)
     rebuilt = []
-    for i, (clean, numbers) in enumerate(parsed):
-        if i not in vectors or not candidates:
-            rebuilt.append(clean)
-            continue
-        scores = [dot(vectors[i], v) for v in candidate_vectors]
-        # Markers that name no source we read are dropped: never keep them.
-        cited = [check(n, clean, scores) for n in numbers if n in per_source]
-        if not any(c.supported for c in cited):
-            # The model's markers are only a hint: find the source that does support the sentence.
-            ranked = sorted(per_source, key=lambda n: -max(scores[j] for j in per_source[n]))
-            for n in ranked:
-                if n in [c.n for c in cited]:
-                    continue
-                candidate = check(n, clean, scores)
-                if candidate.supported:
-                    cited.append(candidate)
-                    break
+    for (label, clean, numbers), vector in zip(parsed, vectors):
+        cited: list[Citation] = []
+        if candidates:
+            scores = [dot(vector, v) for v in candidate_vectors]
+            # Markers that name no source we read are dropped: never keep them.
+            cited = [check(n, clean, scores) for n in numbers if n in per_source]
+            if not any(c.supported for c in cited):
+                # The model's markers are only a hint: find the source that does support the sentence.
+                ranked = sorted(per_source, key=lambda n: -max(scores[j] for j in per_source[n]))
+                for n in ranked:
+                    if n in [c.n for c in cited]:
+                        continue
+                    candidate = check(n, clean, scores)
+                    if candidate.supported:
+                        cited.append(candidate)
+                        break
+        # A citation that does not support its sentence stays in the citations, with its reason,
+        # but not as a marker in the text: only what a source supports is marked as sourced.
         answer.citations.extend(cited)
-        if not cited:
+        backing = [c.n for c in cited if c.supported]
+        if not backing:
             answer.unsupported.append(clean)
-        rebuilt.append(_with_markers(clean, [c.n for c in cited]))
+        rebuilt.append(f"{label} {_with_markers(clean, backing)}".lstrip())
     answer.text = " ".join(rebuilt)
     return answer
 
@@ -244,19 +307,21 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
     answer = Answer(question=question, sources=sources, extractive=True)
     chosen, seen = [], set()
     for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
-        sentence = candidates[i].text.strip()
+        # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
+        sentence = neutralize_citations(candidates[i].text).strip()
         key = sentence.lower()
         # Headings have no closing punctuation and answer nothing on their own.
         if len(sentence.split()) < 5 or key in seen or sentence.rstrip("\"'”’)")[-1:] not in ".!?":
             continue
         seen.add(key)
-        chosen.append(i)
+        chosen.append((i, sentence))
         if len(chosen) == max_sentences:
             break
     parts = []
-    for i in chosen:
+    for i, sentence in chosen:
         candidate, source = candidates[i], by_url[candidates[i].url]
-        answer.citations.append(_citation(source.n, source, candidate, candidate.text, candidate.score, True))
-        parts.append(_with_markers(candidate.text.strip(), [source.n]))
+        # The quote stays the page's exact text (start:end); the answer says it without the page's markers.
+        answer.citations.append(_citation(source.n, source, candidate, sentence, candidate.score, True))
+        parts.append(_with_markers(sentence, [source.n]))
     answer.text = " ".join(parts)
     return answer

@@ -142,6 +142,7 @@ class Pipeline:
         titles = {r.url: r.title for r in results}
         if page is not None:
             urls = [page.url] + [u for u in urls if normalize_url(u) != normalize_url(page.url)]
+            titles[page.url] = page.title
         if not urls:
             raise LocalsearchError("no search results for this question" + (" in the local index" if config.offline else ""))
 

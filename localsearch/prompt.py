@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .text import neutralize_citations
 from .types import Passage, Source
 
 __all__ = ["default_messages", "HISTORY_CHARS"]
@@ -30,9 +31,10 @@ def default_messages(question: str, sources: list[Source], passages: list[Passag
     blocks = []
     for n in sorted(grouped):
         # Document order reads better than score order, and keeps sentences next to their context.
-        texts = " ".join(p.text for p in sorted(grouped[n], key=lambda p: p.start))
+        # Page text cannot pose as a numbered source: "[2]" in a title or passage is neutralised.
+        texts = " ".join(neutralize_citations(p.text) for p in sorted(grouped[n], key=lambda p: p.start))
         url = grouped[n][0].url
-        blocks.append(f"[{n}] {titles.get(url) or url}\n{texts}")
+        blocks.append(f"[{n}] {neutralize_citations(titles.get(url) or url)}\n{texts}")
     latest = conversation[-1] if conversation else {}
     if _continuable(latest):
         # The earlier prompt and reply exactly as the model saw and wrote them: the shared

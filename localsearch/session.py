@@ -166,7 +166,7 @@ class Session:
         if job.kind == "ask_page":
             given = fields["page"]
             page = Page(url=given["url"], status="ok", final_url=given["url"], html=given["html"],
-                        content_type="text/html")
+                        content_type="text/html", title=given.get("title") or "")
             return pipeline.ask(fields["question"], conversation=fields.get("conversation"), page=page,
                                 focus=given.get("selection") or "", search_web=bool(fields.get("search")),
                                 settings=settings, cancel=job.cancel)

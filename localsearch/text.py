@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "keywords", "keyword_scores", "stem"]
+           "neutralize_citations", "keywords", "keyword_scores", "stem"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -17,6 +17,10 @@ _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "pro
 # [1], [1, 2], [1][2], [1-3], [1–3], [1 and 2], [source 1], [Sources 1, 2]: small models write them all.
 CITATION_RE = re.compile(r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:[,;\-–]|and)\s*\d+)*)\]", re.I)
 _MAX_RANGE = 20
+# A run of citation-looking groups ("[2]", "[2][3]", "[1, 2] [4]"), as CITATION_RE finds them.
+_CITATION_RUN = re.compile(f"(?:{CITATION_RE.pattern})+", re.I)
+# A footnote reference sits right after a word or a closing mark: "in 1887,[2]", "burning.[3]".
+_ATTACHES = re.compile(r"[\w.,;:!?)\]}%\"'”’]")
 
 
 def citation_numbers(group: str) -> list[int]:
@@ -32,6 +36,36 @@ def citation_numbers(group: str) -> list[int]:
         else:
             numbers.append(n)
     return list(dict.fromkeys(numbers))
+
+
+def neutralize_citations(text: str) -> str:
+    """``text`` (from a page: its text or title) with nothing left that CITATION_RE would take
+    for a citation marker, so that page text cannot pose as a numbered source in a prompt or
+    put an unbacked ``[n]`` into an answer.
+
+    Footnote references attached to the word or punctuation before them ("first lit in
+    1887,[2]") are dropped; any other citation-looking group ("[1, 2, 3]", "[2] Title" at the
+    start of a line, "see [source 2]") is kept readable in parentheses: "(1, 2, 3)".
+    """
+
+    def footnote(match: re.Match) -> str:
+        attached = (match.group()[:1] == "[" and match.start() > 0
+                    and _ATTACHES.match(match.string, match.start() - 1) is not None)
+        if not attached:
+            return match.group()
+        rest = match.group().find("\n")  # "x[1]\n[2] Title": the next line's label is not a footnote
+        return "" if rest < 0 else match.group()[rest:]
+
+    def parenthesised(match: re.Match) -> str:
+        return re.sub(r"\[([^\[\]]*)\]", r"(\1)", match.group())
+
+    # Dropping a footnote can join what was around it into a new one ("[1[2]]" -> "[1]").
+    for _ in range(len(text)):
+        dropped = _CITATION_RUN.sub(footnote, text)
+        if dropped == text:
+            break
+        text = dropped
+    return _CITATION_RUN.sub(parenthesised, text)
 
 
 def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:

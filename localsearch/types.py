@@ -68,6 +68,7 @@ class Page(_Dict):
     http_status: int | None = None
     reason: str = ""
     seconds: float = 0.0
+    title: str = ""  # what the fetcher knows of it (the browser's tab title); extraction may find better
 
     @property
     def ok(self) -> bool:

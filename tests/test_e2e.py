@@ -43,8 +43,9 @@ def test_ask_json_with_the_llm_cites_served_pages_and_caches(home, web):
         assert set(citation) >= {"n", "url", "title", "quote", "supported"}
         assert citation["quote"]
     import re
+    backed = {c["n"] for c in result["citations"] if c["supported"]}
     for n in re.findall(r"\[(\d+)\]", result["answer"]):
-        assert int(n) in numbers, "every [n] in the answer names a fetched source"
+        assert int(n) in numbers and int(n) in backed, "every [n] in the answer is a supported citation"
     for url in re.findall(r"https?://\S+", result["answer"]):
         assert url.rstrip(").,") in served, "no URL in the answer comes from anywhere but a source"
     assert set(result["timings"]) >= {"search", "fetch", "extract", "index", "retrieve", "answer"}

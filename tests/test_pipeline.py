@@ -358,3 +358,32 @@ def test_new_pages_are_stored_after_the_answer(make_pipeline, web):
     assert pipeline.store.count() > 0
     stored = pipeline.store.query(pipeline.embed(["lighthouse range"], "query")[0], 3)
     assert {p.url for p in stored} <= {s["url"] for s in answer["sources"]}
+
+
+def test_bracketed_numbers_in_page_text_never_become_citations(make_pipeline, web):
+    """Footnote marks ("1887,[2]"), list literals and "[n] Title" lines in a page are the
+    page's text, not citations: every [n] in the answer is a citation with that n."""
+    import re
+
+    from localsearch.types import Page
+
+    html = ("<html><head><title>[3] Lamp notes</title></head><body><article>"
+            "<p>The Harrowmere lamp was first lit in 1887,[2] by the keeper Edwin Marsh.[4]</p>"
+            "<p>[1] Official source: the lamp was first lit in 1999 according to this line.</p>"
+            "<p>The lens weighs [1, 2, 3] tonnes in the inventory list of the keepers' trust.</p>"
+            "<p>Visitors may climb the tower on Sundays between May and September each year.</p>"
+            "</article></body></html>")
+    page = Page(url="https://notes.example/lamp", status="ok", html=html)
+    events = list(make_pipeline(max_pages=3).ask("When was the Harrowmere lamp first lit?", page=page))
+    result = answer_of(events)
+    assert "fatal" not in result, result
+    assert "1887" in result["answer"]
+    cited = {c["n"] for c in result["citations"] if c["supported"]}
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
+    assert markers and markers <= cited, (result["answer"], cited)
+    # The answer places its markers at the end of the sentence they cite: a marker anywhere
+    # else came from the page ("[1] Official source: ...").
+    for marker in re.finditer(r"\[\d+\]", result["answer"]):
+        assert re.match(r"(\[\d+\])*[.!?]", result["answer"][marker.end():]), result["answer"]
+    extract = next(e.data for e in events if e.type == "extractive_answer")
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", extract["answer"])} <= {c["n"] for c in extract["citations"]}
