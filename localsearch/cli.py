@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .errors import LocalsearchError
-from .plugins import load_plugins, pm
+from .plugins import load_plugins
 
 __all__ = ["cli"]
 
@@ -55,7 +55,9 @@ def run_request(kind: str, settings: dict | None = None, **fields):
 
     config = Config.load()
     for warning in config.warnings:
-        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+        if warning not in _warned:  # a command that asks many questions (eval) says it once
+            _warned.add(warning)
+            click.secho(f"Warning: {warning}", fg="yellow", err=True)
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     request = {"id": f"cli-{os.getpid()}-{next(_ids)}", "type": kind, **fields}
     if settings:
@@ -64,6 +66,7 @@ def run_request(kind: str, settings: dict | None = None, **fields):
 
 
 _ids = itertools.count(1)
+_warned: set[str] = set()
 
 
 def retrieval_options(function):

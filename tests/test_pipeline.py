@@ -12,21 +12,9 @@ from localsearch.pipeline import fold_events
 from localsearch.plugins import pm
 from localsearch.types import Citation, SearchResult
 
+from helpers import registered
+
 QUESTION = "When was the Harrowmere lighthouse first lit?"
-
-
-class registered:
-    """Register a throwaway plugin for the duration of a ``with`` block."""
-
-    def __init__(self, plugin, name):
-        self.plugin, self.name = plugin, name
-
-    def __enter__(self):
-        pm.register(self.plugin, name=self.name)
-        return self.plugin
-
-    def __exit__(self, *exc):
-        pm.unregister(name=self.name)
 
 
 class FixedResults:

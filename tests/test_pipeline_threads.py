@@ -15,51 +15,11 @@ from localsearch import hookimpl
 from localsearch import pipeline as pipeline_module
 from localsearch.pipeline import fold_events
 from localsearch.plugins import pm
-from localsearch.types import FetchStatus, Page, SearchResult
+from localsearch.types import FetchStatus, Page
+
+from helpers import Gate, registered
 
 QUESTION = "When was the Harrowmere lighthouse first lit?"
-
-
-class registered:
-    """Register a throwaway plugin for the duration of a ``with`` block."""
-
-    def __init__(self, plugin, name):
-        self.plugin, self.name = plugin, name
-
-    def __enter__(self):
-        pm.register(self.plugin, name=self.name)
-        return self.plugin
-
-    def __exit__(self, *exc):
-        pm.unregister(name=self.name)
-
-
-class Gate:
-    """A search engine that waits until the test opens the gate (or 10 s pass), returns
-    ``urls``, and notes whether it could still use the embedder afterwards."""
-
-    def __init__(self, urls=()):
-        self.open = threading.Event()
-        self.late_calls: list[str] = []
-        self.urls = list(urls)
-
-    @hookimpl
-    def register_search_engines(self, register):
-        gate = self
-
-        class Engine:
-            name = "gate"
-
-            def search(self, query, limit, context):
-                gate.open.wait(10)
-                try:
-                    context.embed([query])
-                    gate.late_calls.append("embedded")
-                except Exception as error:
-                    gate.late_calls.append(type(error).__name__)
-                return [SearchResult(url=u) for u in gate.urls]
-
-        register(Engine())
 
 
 def test_an_asyncio_program_can_ask(make_pipeline):

@@ -17,16 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import stop
+
 pytestmark = pytest.mark.slow
 QUESTION = "When was the Harrowmere lighthouse first lit?"
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ import pytest
 
 from localsearch.pipeline import fold_events
 
+from helpers import stop
+
 pytestmark = pytest.mark.slow
 QUESTION = "When was the Harrowmere lighthouse first lit?"
 
@@ -41,14 +43,6 @@ def start_server(command, ready_url, log_path, env=None, timeout=120):
         time.sleep(0.3)
     process.kill()
     raise RuntimeError(f"{command} did not become ready: {Path(log_path).read_text(errors='replace')[-2000:]}")
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="module")

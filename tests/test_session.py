@@ -8,28 +8,13 @@ import time
 
 import pytest
 
-from localsearch import hookimpl
 from localsearch.config import Config
 from localsearch.events import fold_events
-from localsearch.plugins import pm
 from localsearch.session import Session
-from localsearch.types import SearchResult
+
+from helpers import Gate, registered
 
 QUESTION = "When was the Harrowmere lighthouse first lit?"
-
-
-class registered:
-    """Register a throwaway plugin for the duration of a ``with`` block."""
-
-    def __init__(self, plugin, name):
-        self.plugin, self.name = plugin, name
-
-    def __enter__(self):
-        pm.register(self.plugin, name=self.name)
-        return self.plugin
-
-    def __exit__(self, *exc):
-        pm.unregister(name=self.name)
 
 
 class Inbox:
@@ -62,36 +47,6 @@ class Inbox:
 
     def end_of(self, id: str, timeout: float = 120.0) -> dict:
         return self.wait(lambda m: m["id"] == id and m["type"] in ("done", "error"), timeout)
-
-
-class Gate:
-    """A search engine that waits until the test opens the gate (or its time is up), then
-    tries to use the shared embedder: what an abandoned engine must no longer be able to do."""
-
-    def __init__(self, urls=()):
-        self.open = threading.Event()
-        self.entered = threading.Semaphore(0)
-        self.late_calls: list[str] = []
-        self.urls = list(urls)
-
-    @hookimpl
-    def register_search_engines(self, register):
-        gate = self
-
-        class Engine:
-            name = "gate"
-
-            def search(self, query, limit, context):
-                gate.entered.release()
-                gate.open.wait(10)
-                try:
-                    context.embed([query])
-                    gate.late_calls.append("embedded")
-                except Exception as error:
-                    gate.late_calls.append(type(error).__name__)
-                return [SearchResult(url=u) for u in gate.urls]
-
-        register(Engine())
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""Helpers the test modules share: throwaway plugins and process control."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+from localsearch import hookimpl
+from localsearch.plugins import pm
+from localsearch.types import SearchResult
+
+
+class registered:
+    """Register a throwaway plugin for the duration of a ``with`` block."""
+
+    def __init__(self, plugin, name):
+        self.plugin, self.name = plugin, name
+
+    def __enter__(self):
+        pm.register(self.plugin, name=self.name)
+        return self.plugin
+
+    def __exit__(self, *exc):
+        pm.unregister(name=self.name)
+
+
+class Gate:
+    """A search engine ``gate`` that waits until the test opens the gate (or 10 s pass),
+    returns ``urls``, and notes whether it could still use the embedder afterwards (what an
+    engine abandoned at its timeout must no longer be able to do)."""
+
+    def __init__(self, urls=()):
+        self.open = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.late_calls: list[str] = []
+        self.urls = list(urls)
+
+    @hookimpl
+    def register_search_engines(self, register):
+        gate = self
+
+        class Engine:
+            name = "gate"
+
+            def search(self, query, limit, context):
+                gate.entered.release()
+                gate.open.wait(10)
+                try:
+                    context.embed([query])
+                    gate.late_calls.append("embedded")
+                except Exception as error:
+                    gate.late_calls.append(type(error).__name__)
+                return [SearchResult(url=u) for u in gate.urls]
+
+        register(Engine())
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a server the test started: politely, then not."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
