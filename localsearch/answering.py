@@ -87,6 +87,8 @@ def _generate(question, conversation, sources, selection: Selection, model, run:
     try:
         for delta in stream:
             run.check()
+            if not delta:  # the model is waiting (for another question's generation, say)
+                continue
             if first_token is None:
                 first_token = round(time.perf_counter() - started, 4)
             text += delta

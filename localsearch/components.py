@@ -87,15 +87,22 @@ def component(kind: str, config, build, *arguments):
 
 
 def _evict(kind: str, keep: int) -> None:
+    """Drop the least recently used components of ``kind`` beyond ``keep`` (the caller holds
+    ``_lock``). They are closed on a thread of their own: a model closes only after the
+    generation in progress, and nothing should wait for that, least of all under the lock."""
     held = [key for key in _cache if key[0] == kind]
-    for key in held[: max(0, len(held) - keep)]:
-        closing = _cache.pop(key)
-        close = getattr(closing, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # an unload that fails frees less memory; it must not fail a question
-                pass
+    dropped = [_cache.pop(key) for key in held[: max(0, len(held) - keep)]]
+    closers = [close for close in (getattr(made, "close", None) for made in dropped) if callable(close)]
+    if closers:
+        threading.Thread(target=_close_all, args=(closers,), name="localsearch-unload", daemon=True).start()
+
+
+def _close_all(closers) -> None:
+    for close in closers:
+        try:
+            close()
+        except Exception:  # an unload that fails frees less memory; it must not fail anything
+            pass
 
 
 def embedder(config):
@@ -140,7 +147,7 @@ def loaded() -> list[dict]:
 
 
 def clear() -> None:
-    """Close and forget every component (tests; a server that shuts down)."""
+    """Close and forget every component (a server that shuts down)."""
     with _lock:
         for kind in {key[0] for key in _cache}:
             _evict(kind, 0)

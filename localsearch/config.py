@@ -51,6 +51,7 @@ CORE_SETTINGS = [
     Setting("top_k", 6, "how many passages the answer is built from", minimum=1),
     Setting("results_per_engine", 8, "results asked of each search engine", minimum=1),
     Setting("fetch_concurrency", 32, "pages fetched at the same time", minimum=1),
+    Setting("fetch_timeout", 10.0, "seconds one page may take to download (whatever plugin fetches it)"),
     Setting("search_timeout", 10.0, "seconds an engine may take before it is reported as timed out"),
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("allowed_hosts", [], "hosts, IPs or CIDRs (optionally with :port) that pages may be fetched from even "

@@ -70,12 +70,14 @@ def fetch(urls: list[str], policy, workers: Workers, run: Run) -> list[Page]:
 async def _fetch_one(url: str, policy, workers: Workers, config, limit: asyncio.Semaphore) -> Page:
     async with limit:
         started = time.perf_counter()
+        # The policy's DNS lookup and the fetcher share one deadline: a fetcher that hangs, or
+        # a resolver that does, costs this page, never the question. A second beyond
+        # fetch_timeout lets a fetcher that keeps the limit itself report its own status.
+        deadline = config.fetch_timeout + 1.0
         try:
-            refused = await asyncio.wrap_future(workers.fetch_pool.submit(policy.check, url))  # DNS blocks
-            if refused:
-                result = Page(url=url, status=FetchStatus.BLOCKED, reason=refused)
-            else:
-                result = await _first_page(url, config, workers)
+            result = await asyncio.wait_for(_checked_page(url, policy, workers, config), deadline)
+        except asyncio.TimeoutError:
+            result = Page(url=url, status=FetchStatus.TIMEOUT, reason=f"no page within {config.fetch_timeout:g} s")
         except Exception as error:  # a fetcher bug is this URL's problem only
             result = Page(url=url, status=FetchStatus.ERROR, reason=f"fetcher failed: {error}")
         if result is None:
@@ -86,6 +88,13 @@ async def _fetch_one(url: str, policy, workers: Workers, config, limit: asyncio.
         result.url = url
         result.seconds = result.seconds or round(time.perf_counter() - started, 4)
         return result
+
+
+async def _checked_page(url: str, policy, workers: Workers, config):
+    refused = await asyncio.wrap_future(workers.lookup_pool.submit(policy.check, url))  # DNS blocks
+    if refused:
+        return Page(url=url, status=FetchStatus.BLOCKED, reason=refused)
+    return await _first_page(url, config, workers)
 
 
 async def _first_page(url: str, config, workers: Workers):

@@ -125,7 +125,9 @@ def chat_model(config):
 
     firstresult, called once per pipeline, when the LLM is wanted. The object has ``name`` and
     ``stream(messages, max_tokens, temperature) -> iterator of str`` (text deltas of a chat
-    completion), and optionally ``last_usage`` (``{"prompt_tokens", "completion_tokens"}`` of
+    completion; an empty string while it waits, e.g. for another question's generation, lets
+    the pipeline notice a cancel), optionally ``close()`` (free it: the pipeline keeps at most
+    ``loaded_models`` models and closes the least recently used), and optionally ``last_usage`` (``{"prompt_tokens", "completion_tokens"}`` of
     the last stream, reported in the answer stage's timings). If no implementation returns a
     model, or the model fails, the extractive answer is the answer.
     """

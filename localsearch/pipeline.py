@@ -15,7 +15,7 @@ from .config import Config
 from .errors import ConfigError, LocalsearchError
 from .events import Run, fatal, fold_events, warning
 from .plugins import load_plugins, pm, search_engines
-from .search import EngineContext, search
+from .search import EngineContext, Stragglers, search
 from .selection import Selection, select
 from .text import normalize_url
 from .types import Event, Page, SearchResult, Source
@@ -24,6 +24,7 @@ from .workers import Workers
 __all__ = ["Pipeline", "fold_events"]
 
 ENGINE_THREADS = 8  # engines of all questions at once; a hung engine holds one until it returns
+FETCH_THREADS = 64  # blocking fetchers of all questions at once
 
 
 class Pipeline:
@@ -33,7 +34,11 @@ class Pipeline:
     def __init__(self, config: Config | None = None, **overrides):
         load_plugins()
         self.config = config or Config.load(overrides)
-        self.workers = Workers(fetch_threads=self.config.fetch_concurrency, engine_threads=ENGINE_THREADS)
+        # Threads start as work arrives: a roomy pool lets a question ask for more concurrency
+        # than the pipeline's own setting (its semaphore holds it to what it asked).
+        self.workers = Workers(fetch_threads=max(self.config.fetch_concurrency, FETCH_THREADS),
+                               engine_threads=ENGINE_THREADS)
+        self.stragglers = Stragglers()
         self._engines: dict | None = None
         self._engine_warnings: list[str] = []
         self._warm = False
@@ -131,7 +136,8 @@ class Pipeline:
             for message in self._engine_warnings:
                 yield warning(message, "search")
             context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
-            results, report = search(queries, self.engines, names, context, self.workers.engine_pool, run.cancel)
+            results, report = search(queries, self.engines, names, context, self.workers.engine_pool, run.cancel,
+                                     self.stragglers)
             for name, outcome in report.items():
                 if outcome["status"] != "ok":
                     yield warning(f"search engine {name}: {outcome['error']}", "search")
@@ -220,7 +226,7 @@ class Pipeline:
         context = EngineContext(config, lambda t, k: self.embed(t, k, config),
                                 store.query if store is not None else _no_store)
         return search(queries, self.engines, engine_names, context, self.workers.engine_pool,
-                      cancel or threading.Event())
+                      cancel or threading.Event(), self.stragglers)
 
 
 def _plan(question: str, conversation: list[dict], run: Run):

@@ -69,8 +69,8 @@ MESSAGES = {
     "answer": "the checked answer, in the shape of `localsearch ask --json` (see README), plus `turn`: what a "
               "follow-up request sends back in `conversation`",
     "warning": "a problem that costs part of the work, not the request: `message`, `stage`",
-    "status": "the server's state: `protocol`, `version`, `running`, `waiting`, `workers`, `queue`, `loaded` "
-              "(models held), `data_dir`, `uptime`",
+    "status": "the server's state: `protocol`, `version`, `pid`, `running`, `waiting`, `workers`, `queue`, "
+              "`loaded` (models held), `data_dir`, `uptime`",
     "pong": "the answer to `ping`: `protocol`, `version`",
     "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request)",
@@ -86,6 +86,9 @@ CLIENTS = ("browser", "cli")
 # server and which data it is talking to.
 BROWSER_SETTINGS = ("engines", "max_pages", "top_k", "results_per_engine", "llm", "offline", "max_tokens",
                     "temperature")
+# What the browser may ask for at most: a page must not make the server read a thousand pages.
+BROWSER_LIMITS = {"max_pages": 20, "top_k": 50, "results_per_engine": 50, "max_tokens": 2048, "temperature": 2.0}
+SETTING_VALUE_LIMIT = 1000  # characters of a string value, items of a list value, from any client
 SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models")
 
 
@@ -142,13 +145,20 @@ def _check_fields(values: dict, spec: dict[str, Field], what: str, strict: bool 
 
 
 def check_settings(settings: dict, client: str) -> None:
-    """Refuse settings this client may not change (values are checked when applied)."""
-    for name in settings:
+    """Refuse settings this client may not change, or not that far (their values' types are
+    checked when they are applied)."""
+    for name, value in settings.items():
         if name in SERVER_SETTINGS:
             raise ProtocolError(f"setting {name!r} belongs to the server and cannot be changed by a request")
         if client == "browser" and name not in BROWSER_SETTINGS:
             raise ProtocolError(f"setting {name!r} cannot be changed from the browser "
                                 f"(allowed: {', '.join(BROWSER_SETTINGS)})")
+        if isinstance(value, (str, list)) and len(value) > SETTING_VALUE_LIMIT:
+            raise ProtocolError(f"setting {name!r} is too long (at most {SETTING_VALUE_LIMIT:,})")
+        limit = BROWSER_LIMITS.get(name)
+        if client == "browser" and limit is not None and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and value > limit:
+            raise ProtocolError(f"setting {name!r} may be at most {limit:g} from the browser")
 
 
 def _json_name(kind: type) -> str:

@@ -5,15 +5,46 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 from .errors import Cancelled, LocalsearchError, PluginError
 from .text import is_fetchable_url, normalize_url
 from .types import SearchResult
 from .workers import ThreadPool
 
-__all__ = ["EngineContext", "search", "fuse", "RRF_K"]
+__all__ = ["EngineContext", "Stragglers", "search", "fuse", "RRF_K", "STUCK_LIMIT"]
 
 RRF_K = 60  # reciprocal rank fusion constant, as in Cormack et al.
+STUCK_LIMIT = 2  # calls of one engine still running past their time before it is skipped
+
+
+class Stragglers:
+    """Calls of each engine that ran past their time and still hold a thread of the pool.
+
+    A thread cannot be stopped from outside, so an engine that hangs keeps its thread; one
+    with ``STUCK_LIMIT`` such calls is skipped (and reported) until one returns, so that it
+    cannot take every thread of the pool from the engines that work.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stuck: Counter[str] = Counter()
+
+    def stuck(self, name: str) -> int:
+        with self._lock:
+            return self._stuck[name]
+
+    def finished(self, call: dict) -> None:
+        with self._lock:
+            call["finished"] = True
+            if call.get("abandoned"):
+                self._stuck[call["name"]] -= 1
+
+    def abandon(self, call: dict) -> None:
+        with self._lock:
+            if not call.get("finished"):
+                call["abandoned"] = True
+                self._stuck[call["name"]] += 1
 
 
 class EngineContext:
@@ -47,7 +78,7 @@ class EngineContext:
 
 
 def search(queries: list[str], engines: dict, names: list[str], context: EngineContext,
-           pool: ThreadPool, cancel: threading.Event) -> tuple[list[SearchResult], dict]:
+           pool: ThreadPool, cancel: threading.Event, stragglers: Stragglers) -> tuple[list[SearchResult], dict]:
     """Ask every engine of ``names`` every query on ``pool``; (fused results, report by engine).
     A failing or slow engine is reported (ok, error, timeout), never raised."""
     config = context.config
@@ -58,15 +89,24 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
             known = ", ".join(sorted(engines)) or "none"
             report[name] = {"status": "error", "error": f"no such engine (known: {known})", "count": 0}
             continue
+        stuck = stragglers.stuck(name)
+        if stuck >= STUCK_LIMIT:
+            report[name] = {"status": "timeout", "count": 0, "seconds": 0.0,
+                            "error": f"skipped: {stuck} of its earlier searches have not returned yet"}
+            continue
         report[name] = {"status": "ok", "error": "", "count": 0, "seconds": 0.0}
-        jobs.extend((name, query) for query in queries)
+        jobs.extend({"name": name, "query": query} for query in queries)
     limit = config.results_per_engine
 
-    def run(name: str, query: str) -> tuple[list[SearchResult], float]:
+    def run(call: dict) -> tuple[list[SearchResult], float]:
         started = time.perf_counter()
-        return _results(name, engines[name].search(query, limit, context)), time.perf_counter() - started
+        try:
+            hits = engines[call["name"]].search(call["query"], limit, context)
+            return _results(call["name"], hits), time.perf_counter() - started
+        finally:
+            stragglers.finished(call)
 
-    futures = [pool.submit(run, name, query) for name, query in jobs]
+    futures = [pool.submit(run, call) for call in jobs]
     deadline = time.monotonic() + config.search_timeout
     try:
         for future in futures:
@@ -79,10 +119,12 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
                     pass
     finally:
         context.end()  # whatever still runs is abandoned: it may not touch the models any more
-        for future in futures:
-            future.cancel()  # those still queued never start
+        for call, future in zip(jobs, futures):
+            if not future.cancel() and not future.done():  # queued ones never start; running ones
+                stragglers.abandon(call)                    # keep their thread until they return
     ranked: list[list[SearchResult]] = []
-    for (name, _), future in zip(jobs, futures):
+    for call, future in zip(jobs, futures):
+        name = call["name"]
         entry = report[name]
         if not future.done() or future.cancelled():
             entry.update(status="timeout", error=f"no answer within {config.search_timeout:g} s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import socketserver
 import sys
@@ -83,24 +84,69 @@ def _broken(id, text: str) -> dict:
     return {"id": id, "type": "error", "data": {"message": text, "kind": "transport", "fatal": True}}
 
 
+def encode(message: dict) -> bytes:
+    """One message as a JSON line. A value a plugin left in an event that JSON does not know
+    (bytes, a numpy number, a date) goes as its text rather than failing the stream."""
+    return json.dumps(message, ensure_ascii=False, default=_as_text).encode("utf-8") + b"\n"
+
+
+def _as_text(value) -> str | float:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+class _Writer:
+    """Sends a connection's messages from a thread of its own, so that a client that stops
+    reading blocks only this thread, never a request (which may hold the model). Past
+    ``backlog`` unsent messages the client counts as gone and its requests are cancelled."""
+
+    def __init__(self, stream, backlog: int = 2000):
+        self.stream, self.alive = stream, True
+        self.queue: queue.Queue = queue.Queue(maxsize=backlog)
+        threading.Thread(target=self._write, name="localsearch-writer", daemon=True).start()
+
+    def send(self, message: dict) -> bool:
+        if not self.alive:
+            return False
+        try:
+            self.queue.put_nowait(encode(message))
+        except queue.Full:
+            self.alive = False
+        return self.alive
+
+    def _write(self) -> None:
+        while True:
+            data = self.queue.get()
+            if data is None:
+                return
+            try:
+                self.stream.write(data)
+                self.stream.flush()
+            except (OSError, ValueError):  # the client went away (ValueError: file already closed)
+                self.alive = False
+                return
+
+    def close(self) -> None:
+        try:
+            self.queue.put_nowait(None)
+        except queue.Full:
+            pass
+
+
 class _Connection(socketserver.StreamRequestHandler):
     """One client connection: reads request lines until it closes, and frees the work of its
     requests when it does."""
 
     def handle(self) -> None:
         server: _Server = self.server  # type: ignore[assignment]
-        writing = threading.Lock()
-
-        def send(reply: dict) -> bool:
-            data = json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n"
-            try:
-                with writing:
-                    self.wfile.write(data)
-                    self.wfile.flush()
-                return True
-            except (OSError, ValueError):  # the client went away (ValueError: file already closed)
-                return False
-
+        writer = _Writer(self.wfile)
+        send = writer.send
         try:
             while True:
                 line = self.rfile.readline(MAX_LINE)
@@ -126,6 +172,7 @@ class _Connection(socketserver.StreamRequestHandler):
             pass
         finally:
             server.session.disconnect(self)
+            writer.close()
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):

@@ -94,7 +94,12 @@ class Session:
             send(_error(id, f"busy: {self.config.serve_workers} requests are running and {self.config.serve_queue} "
                             "waiting; try again shortly", "busy"))
         elif start:
-            threading.Thread(target=self._work, args=(job,), name=f"localsearch-request-{id}", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, args=(job,), name=f"localsearch-request-{id}", daemon=True).start()
+            except RuntimeError as error:  # no thread to be had: the slot must not stay taken
+                with self._lock:
+                    self._running.pop((scope, id), None)
+                send(_error(id, f"busy: cannot start a worker ({error})", "busy"))
 
     def run(self, request, client: str = "cli") -> Iterator[dict]:
         """Check and run one request in the calling thread (a front end in this process)."""
@@ -126,18 +131,27 @@ class Session:
         self.pipeline.close()
 
     # -- inside ---------------------------------------------------------------------------
-    def _work(self, job: _Job) -> None:
+    def _work(self, job: _Job | None) -> None:
+        """Run ``job``, then the waiting ones, on this thread. Whatever happens (a client whose
+        send raises, a bug), the job's slot is freed and its stream ended."""
         while job is not None:
-            delivered = True
-            for reply in self._messages(job):
-                if delivered and not job.send(reply):
-                    delivered = False
-                    job.cancel.set()  # the client went away: stop at the next stage or token
-            with self._lock:
-                self._running.pop((job.scope, job.id), None)
-                job = self._waiting.popleft() if self._waiting else None
-                if job is not None:
-                    self._running[(job.scope, job.id)] = job
+            ended, delivering = False, True
+            try:
+                for reply in self._messages(job):
+                    ended = reply["type"] in ("done", "error")
+                    if delivering and not _delivered(job.send, reply):
+                        delivering = False
+                        job.cancel.set()  # the client went away: stop at the next stage or token
+            except BaseException as error:  # not expected: _messages catches what the pipeline raises
+                if not ended:
+                    _delivered(job.send, _error(job.id, f"internal error: {type(error).__name__}: {error}",
+                                                "internal"))
+            finally:
+                with self._lock:
+                    self._running.pop((job.scope, job.id), None)
+                    job = self._waiting.popleft() if self._waiting else None
+                    if job is not None:
+                        self._running[(job.scope, job.id)] = job
 
     def _messages(self, job: _Job) -> Iterator[dict]:
         """The request's messages, ending with exactly one ``done`` or ``error``."""
@@ -206,6 +220,13 @@ class Session:
                 return False
         waiting.send(_error(target, "cancelled", "cancelled"))
         return True
+
+
+def _delivered(send: Send, reply: dict) -> bool:
+    try:
+        return bool(send(reply))
+    except Exception:  # a transport that fails to send has lost its client
+        return False
 
 
 def _checked(request, client: str) -> tuple[str, str, dict]:

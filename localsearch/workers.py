@@ -1,5 +1,5 @@
-"""The threads a pipeline's questions wait on: one asyncio loop for async fetchers, a bounded
-pool for blocking fetchers, and a bounded pool for search engines.
+"""The threads a pipeline's questions wait on: one asyncio loop for async fetchers, and bounded
+pools for blocking fetchers, for search engines and for the URL policy's DNS lookups.
 
 A pipeline owns one ``Workers`` for its life, so no question builds an event loop of its own
 (``asyncio.run`` fails inside a caller that already runs one) and a long-lived server does not
@@ -77,9 +77,12 @@ class ThreadPool:
 class Workers:
     """One event loop thread and two bounded thread pools, started on first use."""
 
-    def __init__(self, fetch_threads: int, engine_threads: int):
+    def __init__(self, fetch_threads: int, engine_threads: int, lookup_threads: int = 8):
         self.fetch_pool = ThreadPool(fetch_threads, "localsearch-fetch")
         self.engine_pool = ThreadPool(engine_threads, "localsearch-engine")
+        # DNS lookups of the URL policy: apart, so that hung blocking fetchers cannot hold up
+        # the checks of the pages other fetchers would read.
+        self.lookup_pool = ThreadPool(lookup_threads, "localsearch-lookup")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
@@ -109,6 +112,7 @@ class Workers:
     def close(self) -> None:
         self.fetch_pool.close()
         self.engine_pool.close()
+        self.lookup_pool.close()
         with self._lock:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)

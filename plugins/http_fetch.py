@@ -36,19 +36,20 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 
 @hookimpl(trylast=True)
 def register_settings(register):
-    register("fetch_timeout", 10.0, "seconds one page may take to download")
     register("max_page_bytes", 5_000_000, "larger pages are skipped as 'too large'")
     register("max_redirects", 5, "redirects followed before a page is given up")
     register("user_agent", "Mozilla/5.0 (X11; Linux x86_64) localsearch/0.1", "User-Agent header of page fetches")
 
 
 @hookimpl(trylast=True)
-def fetch_page(url, config):
+async def fetch_page(url, config):
+    # Async through and through: it runs on the pipeline's event loop, so blocking fetchers
+    # that hang (and hold the fetch threads) never hold up the pages this one reads.
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
-        return _fetch_http(url, config)
+        return await _fetch_http(url, config)
     if scheme == "file":
-        return _read_file(url, config)
+        return await asyncio.to_thread(_read_file, url, config)
     return None
 
 

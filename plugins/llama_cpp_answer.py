@@ -11,7 +11,7 @@ import weakref
 from pathlib import Path
 
 from localsearch import hookimpl
-from localsearch.errors import ConfigError
+from localsearch.errors import ConfigError, LocalsearchError
 
 # Every model loaded in this process, so that the last ones still open are closed at exit.
 _open: "weakref.WeakSet[LlamaCppModel]" = weakref.WeakSet()
@@ -46,9 +46,12 @@ class LlamaCppModel:
         self._llama = None
         # One llama.cpp context serves one generation at a time; loading and closing wait too.
         self._busy = threading.Lock()
+        self._closed = False
         _open.add(self)
 
     def _loaded(self):
+        if self._closed:
+            raise LocalsearchError(f"the model {self.name} was unloaded to make room for another")
         if self._llama is None:
             from llama_cpp import Llama
 
@@ -71,14 +74,19 @@ class LlamaCppModel:
             self._loaded()
 
     def close(self) -> None:
-        """Free the model (after the generation in progress, if any)."""
+        """Free the model (after the generation in progress, if any); it is not loaded again."""
         with self._busy:
+            self._closed = True
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
 
     def stream(self, messages, max_tokens=256, temperature=0.2):
-        with self._busy:
+        # Another question may be generating: wait for it, yielding nothing meanwhile so that
+        # the pipeline can see this question cancelled while it waits.
+        while not self._busy.acquire(timeout=0.1):
+            yield ""
+        try:
             llama = self._loaded()
             # llama-cpp-python evaluates only the part of a prompt after the longest prefix it
             # shares with the tokens already in the context (the last prompt and its answer):
@@ -96,6 +104,8 @@ class LlamaCppModel:
             prompt = llama.n_tokens - completion
             self.last_usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                                "cached_tokens": _shared_prefix(before, llama.input_ids[:prompt])}
+        finally:
+            self._busy.release()
 
 
 def _shared_prefix(first, second) -> int:

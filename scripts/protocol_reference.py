@@ -35,7 +35,9 @@ def generated() -> str:
               "### Messages back\n",
               "\n".join(f"- `{kind}`: {text}" for kind, text in protocol.MESSAGES.items()) + "\n",
               "### Settings a request may change\n",
-              "- from the browser: " + ", ".join(f"`{n}`" for n in protocol.BROWSER_SETTINGS) + "\n"
+              "- from the browser: " + ", ".join(f"`{n}`" + (f" (at most {protocol.BROWSER_LIMITS[n]:g})"
+                                                       if n in protocol.BROWSER_LIMITS else "")
+                                                       for n in protocol.BROWSER_SETTINGS) + "\n"
               "- from the command line: any setting except " + ", ".join(f"`{n}`" for n in protocol.SERVER_SETTINGS)
               + "\n"]
     return "\n".join(parts)

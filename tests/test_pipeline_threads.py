@@ -1,7 +1,7 @@
 """The threads a pipeline's questions wait on: no event loop of its own per question,
 ``fetch_concurrency`` for every kind of fetcher, a bounded number of engine threads, and no
-work left running for a question that has ended. Written against ``Pipeline`` alone, so each
-test also runs (and fails) on the code before the session layer."""
+work left running for a question that has ended. Written against ``Pipeline`` (and the
+search module's limit) alone."""
 
 from __future__ import annotations
 
@@ -83,20 +83,55 @@ def test_an_async_fetcher_can_decline_a_url(make_pipeline, web):
 
 
 def test_hung_engines_hold_a_bounded_number_of_threads(make_pipeline):
-    engine_threads = getattr(pipeline_module, "ENGINE_THREADS", 8)
+    from localsearch.search import STUCK_LIMIT as stuck_limit
+
     gate = Gate()
     with registered(gate, "gate"):
         pipeline = make_pipeline(engines=["gate"], search_timeout=0.2)
         before = threading.active_count()
-        for _ in range(3 * engine_threads):
+        for _ in range(12):
             results, report = pipeline.search(["q"], ["gate"])
             assert report["gate"]["status"] == "timeout"
-        assert threading.active_count() - before <= engine_threads + 2
+        assert threading.active_count() - before <= stuck_limit + 2
         gate.open.set()
         deadline = time.monotonic() + 5
-        while len(gate.late_calls) < engine_threads and time.monotonic() < deadline:
+        while len(gate.late_calls) < stuck_limit and time.monotonic() < deadline:
             time.sleep(0.05)
         assert set(gate.late_calls) == {"Cancelled"}, "engines abandoned at their timeout still used the embedder"
+
+
+def test_a_hung_engine_never_stops_the_others(make_pipeline, web):
+    gate = Gate()
+    with registered(gate, "gate"):
+        pipeline = make_pipeline(engines=["gate", "searxng"], search_timeout=0.5)
+        for _ in range(3 * pipeline_module.ENGINE_THREADS):
+            results, report = pipeline.search(["Harrowmere lighthouse"], ["gate", "searxng"])
+            assert report["searxng"]["status"] == "ok" and results, report
+            assert report["gate"]["status"] == "timeout"
+        assert "have not returned yet" in report["gate"]["error"]
+        gate.open.set()
+
+
+def test_a_resolver_that_hangs_costs_the_page_its_time_limit(make_pipeline, web, monkeypatch):
+    from localsearch.urlpolicy import UrlPolicy
+
+    real = UrlPolicy.resolve
+
+    def slow(host, port):
+        if host == "slow-dns.example":
+            time.sleep(6)
+        return real(host, port)
+
+    monkeypatch.setattr(UrlPolicy, "resolve", staticmethod(slow))
+    urls = ["http://slow-dns.example/page", web.url + "/articles/harrowmere-lighthouse"]
+    engine = Gate(urls)
+    engine.open.set()
+    with registered(engine, "gate"):
+        started = time.monotonic()
+        result = fold_events(make_pipeline(engines=["gate"], fetch_timeout=1.0).ask(QUESTION))
+    status = {s["url"]: s["status"] for s in result["sources"]}
+    assert status == {urls[0]: "timeout", urls[1]: "ok"} and result["citations"]
+    assert time.monotonic() - started < 5.5
 
 
 def test_a_failure_storing_pages_after_the_answer_costs_the_index_not_the_answer(make_pipeline):

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
+from localsearch import hookimpl
 from localsearch.config import Config
 from localsearch.events import fold_events
 from localsearch.session import Session
+from localsearch.types import SearchResult
 
 from helpers import Gate, registered
 
@@ -210,3 +212,165 @@ def _events(messages):
     from localsearch.session import events_of
 
     return list(events_of(iter(messages)))
+
+
+def test_cancelling_one_request_leaves_the_other_running(settings, web):
+    gate = Gate()
+    with registered(gate, "gate"):
+        session = Session(Config.load(settings))
+        inbox = Inbox()
+        session.handle({"id": "held", "type": "ask", "question": "x", "settings": {"engines": ["gate"]}},
+                       "browser", inbox.send)
+        assert gate.entered.acquire(timeout=30)
+        session.handle({"id": "kept", "type": "ask", "question": QUESTION}, "browser", inbox.send)
+        session.handle({"id": "c", "type": "cancel", "target": "held"}, "browser", inbox.send)
+        assert inbox.end_of("held", timeout=5)["data"]["kind"] == "cancelled"
+        kept = inbox.end_of("kept")
+        gate.open.set()
+    assert kept["type"] == "done"
+    assert any(m["type"] == "answer" and m["data"]["citations"] for m in inbox.of("kept"))
+
+
+def test_a_client_that_cannot_be_reached_has_its_request_stopped(settings):
+    """A transport whose send raises (a broken pipe) has lost its client: the request stops
+    and frees its worker, which then serves the next request."""
+    gate = Gate()
+    with registered(gate, "gate"):
+        session = Session(Config.load({**settings, "engines": ["gate"], "search_timeout": 30.0,
+                                       "serve_workers": 1}))
+        sent: list[dict] = []
+
+        def gone_after_two(message):
+            sent.append(message)
+            if len(sent) > 2:
+                raise BrokenPipeError("the client went away")
+            return True
+
+        session.handle({"id": "q", "type": "ask", "question": "x"}, "browser", gone_after_two)
+        deadline = time.monotonic() + 10
+        while (len(sent) < 3 or session._running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sent) >= 3 and not session._running, "the request of a vanished client still holds its slot"
+        gate.open.set()
+        inbox = Inbox()
+        session.handle({"id": "next", "type": "ask", "question": QUESTION, "settings": {"engines": ["searxng"]}},
+                       "browser", inbox.send)
+        assert inbox.end_of("next")["type"] == "done"
+
+
+def test_a_request_waiting_for_a_busy_model_can_be_cancelled(settings):
+    from localsearch import components
+
+    session = Session(Config.load({**settings, "llm": True, "max_tokens": 8}))
+    model, why = components.chat_model(session.pipeline.config)
+    assert model is not None, why
+    model.load()
+    inbox = Inbox()
+    with model._busy:  # another question is generating
+        session.handle({"id": "w", "type": "ask", "question": QUESTION}, "browser", inbox.send)
+        inbox.wait(lambda m: m["id"] == "w" and m["type"] == "stage_start" and m["data"]["stage"] == "answer")
+        time.sleep(0.3)
+        started = time.monotonic()
+        session.handle({"id": "c", "type": "cancel", "target": "w"}, "browser", inbox.send)
+        ended = inbox.end_of("w", timeout=5)
+        assert ended["data"]["kind"] == "cancelled" and time.monotonic() - started < 1.0
+    assert not any(m["type"] == "answer_delta" for m in inbox.of("w"))
+
+
+def test_unloading_a_model_waits_for_no_one(home):
+    """Past loaded_models the least recently used model is closed after its generation, on a
+    thread of its own: nobody waits for that close."""
+    from localsearch import components
+
+    closing = threading.Event()
+
+    class Slow:
+        def __init__(self, name):
+            self.name = name
+
+        def close(self):
+            closing.set()
+            time.sleep(3)  # a generation still running
+
+    class SlowModels:
+        @hookimpl(tryfirst=True)
+        def chat_model(self, config):
+            return Slow(config.model or "none")
+
+    with registered(SlowModels(), "slow-models"):
+        config = Config.load({"loaded_models": 1})
+        components.chat_model(config.replace(model="first"))
+        started = time.monotonic()
+        second, _ = components.chat_model(config.replace(model="second"))
+        assert second.name == "second" and closing.wait(5)
+        assert [m["name"] for m in components.loaded() if m["kind"] == "chat_model"] == ["second"]
+        assert time.monotonic() - started < 1.0
+
+
+def test_the_socket_transport_survives_values_json_does_not_know(settings, tmp_path):
+    """An engine whose results carry bytes and numpy numbers: the stream still ends, and the
+    worker is free for the next request."""
+    import json
+    import socket
+
+    import numpy
+
+    from localsearch.server import _Server
+
+    class Odd:
+        @hookimpl
+        def register_search_engines(self, register):
+            class Engine:
+                name = "odd"
+
+                def search(self, query, limit, context):
+                    return [SearchResult(url="https://odd.example/", snippet=b"raw bytes",
+                                         score=numpy.float32(0.5))]
+
+            register(Engine())
+
+    with registered(Odd(), "odd"):
+        session = Session(Config.load({**settings, "engines": ["odd"], "serve_workers": 1}))
+        path = tmp_path / "s.sock"
+        server = _Server(path, session, lambda message: None)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with socket.socket(socket.AF_UNIX) as connection:
+                connection.connect(str(path))
+                connection.settimeout(30)  # a stream that never ends fails the test, not hangs it
+                replies = connection.makefile("rb")
+                for id in ("1", "2"):
+                    connection.sendall(json.dumps({"id": id, "type": "search", "query": "q"}).encode() + b"\n")
+                    while True:
+                        reply = json.loads(replies.readline())
+                        if reply["type"] == "search_results":
+                            assert reply["data"]["results"][0]["snippet"] == "raw bytes"
+                        if reply["type"] in ("done", "error"):
+                            break
+                    assert reply["id"] == id
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_the_socket_is_born_private(settings, tmp_path, monkeypatch):
+    """Bound under a private umask: private before any chmod could make it so."""
+    import os
+    import stat
+
+    from localsearch.server import _Server
+
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    path = tmp_path / "s.sock"
+    server = _Server(path, Session(Config.load(settings)), lambda message: None)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        server.server_close()
+
+
+def test_the_browser_may_not_ask_for_a_thousand_pages(settings):
+    session = Session(Config.load(settings))
+    for name, value in (("max_pages", 1000), ("max_tokens", 100_000), ("engines", ["x"] * 2000)):
+        (reply,) = session.run({"id": "s", "type": "ask", "question": QUESTION, "settings": {name: value}}, "browser")
+        assert reply["type"] == "error" and name in reply["data"]["message"]

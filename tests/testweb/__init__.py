@@ -221,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_article(by_slug[m[1]]) if m[1] in by_slug else self.send_html(404, "Not Found")
         if path == "/search":
             return self.search(web, query)
+        if path == "/slow-first/search":  # a SearXNG whose first result takes 30 s to load
+            return self.search(web, {**query, "first": ["/slow?seconds=30"]})
         # Broken SearXNG instances: a client configured with searxng_url = <web.url>/garbage
         # (or /down, /wrongshape) asks <that>/search and meets the broken twin.
         path = {"/garbage/search": "/search-garbage", "/down/search": "/search-down",
@@ -289,6 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
         for extra in filter(None, query.get("extra", [""])[0].split(",")):
             results.append({"url": web.url + extra, "title": f"Test page {extra}", "content": "",
                             "engine": "testweb", "engines": ["testweb"], "score": 0.0})
+        for first in query.get("first", []):
+            results.insert(0, {"url": web.url + first, "title": f"Test page {first}", "content": "",
+                               "engine": "testweb", "engines": ["testweb"], "score": 1.0})
         body = {"query": q, "number_of_results": len(results), "results": results}
         self.send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
 
