@@ -154,7 +154,7 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
     if model_path and not Path(model_path).expanduser().is_file():
         raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
     settings = retrieval_settings(engines, searxng_url, max_pages, top_k, offline,
-                                  model=str(Path(model_path).expanduser().resolve()) if model_path else None,
+                                  model=str(Path(model_path).expanduser().absolute()) if model_path else None,
                                   llm=False if no_llm else None)
     history = Path(Config.load().data_dir) / CONVERSATION
     conversation = _load_conversation(history) if follow_up else None

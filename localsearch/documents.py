@@ -35,7 +35,7 @@ class Pages:
         return Event("page", {"url": url, "status": status, **({"reason": reason} if reason else {}), **detail})
 
 
-def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False) -> tuple[list[str], Iterator[Event]]:
+def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False) -> tuple[list[str], list[Event]]:
     """The URLs that must be fetched; fresh cached pages (and, offline, missing ones) are
     settled in ``pages`` with their events."""
     config, now, to_fetch, events = run.config, time.time(), [], []
@@ -51,7 +51,7 @@ def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False
             events.append(pages.set(url, FetchStatus.ERROR, "not in the local index (offline)"))
         else:
             to_fetch.append(url)
-    return to_fetch, iter(events)
+    return to_fetch, events
 
 
 def fetch(urls: list[str], policy, workers: Workers, run: Run) -> list[Page]:

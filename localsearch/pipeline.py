@@ -19,6 +19,7 @@ from .search import EngineContext, Stragglers, search
 from .selection import Selection, select
 from .text import normalize_url
 from .types import Event, Page, SearchResult, Source
+from .urlpolicy import UrlPolicy
 from .workers import Workers
 
 __all__ = ["Pipeline", "fold_events"]
@@ -152,8 +153,6 @@ class Pipeline:
         if not urls:
             raise LocalsearchError("no search results for this question" + (" in the local index" if config.offline else ""))
 
-        from .urlpolicy import UrlPolicy
-
         pages = yield from documents.read(urls, [page] if page is not None else [], store,
                                           UrlPolicy.from_config(config), self.workers, run)
         sources = [Source(n=i + 1, url=url, title=(pages.documents[url].title if url in pages.documents else "")
@@ -201,8 +200,6 @@ class Pipeline:
               settings: dict | None = None, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Fetch, extract and index ``urls``; yields ``page`` events and stage timings.
         ``allow_files``: the user named these (``file://`` URLs are read only then)."""
-        from .urlpolicy import UrlPolicy
-
         run = Run(self.config, cancel)
         try:
             run.config = config = self.settings(settings)
@@ -222,9 +219,8 @@ class Pipeline:
                cancel: threading.Event | None = None) -> tuple[list[SearchResult], dict]:
         """Run the engines alone (fused results and the report by engine)."""
         config = config or self.config
-        store = components.store(config, components.embedder(config).name) if "local" in engine_names else None
         context = EngineContext(config, lambda t, k: self.embed(t, k, config),
-                                store.query if store is not None else _no_store)
+                                lambda v, k: components.store(config, components.embedder(config).name).query(v, k))
         return search(queries, self.engines, engine_names, context, self.workers.engine_pool,
                       cancel or threading.Event(), self.stragglers)
 
@@ -242,10 +238,6 @@ def _plan(question: str, conversation: list[dict], run: Run):
     queries = [q for q in queries if isinstance(q, str) and q.strip()] or [question]
     yield run.end("plan", queries=queries)
     return queries
-
-
-def _no_store(vector, k):
-    raise LocalsearchError("this search has no store")
 
 
 def _checked_conversation(conversation) -> list[dict]:

@@ -68,11 +68,11 @@ class Session:
         try:
             id, kind, fields = _checked(request, client)
         except ProtocolError as error:
-            send(_error(error.id, f"bad request: {error}", "protocol"))
+            _delivered(send, _error(error.id, f"bad request: {error}", "protocol"))
             return
         if kind in ("ping", "status", "cancel"):
             for reply in self._control(id, kind, fields, scope):
-                send(reply)
+                _delivered(send, reply)
             return
         job = _Job(id, kind, fields, client, send, scope)
         with self._lock:
@@ -89,9 +89,9 @@ class Session:
                 else:
                     start = None
         if busy_with_id:
-            send(_error(id, f"bad request: a request with id {id!r} is still running", "protocol"))
+            _delivered(send, _error(id, f"bad request: a request with id {id!r} is still running", "protocol"))
         elif start is None:
-            send(_error(id, f"busy: {self.config.serve_workers} requests are running and {self.config.serve_queue} "
+            _delivered(send, _error(id, f"busy: {self.config.serve_workers} requests are running and {self.config.serve_queue} "
                             "waiting; try again shortly", "busy"))
         elif start:
             try:
@@ -99,7 +99,7 @@ class Session:
             except RuntimeError as error:  # no thread to be had: the slot must not stay taken
                 with self._lock:
                     self._running.pop((scope, id), None)
-                send(_error(id, f"busy: cannot start a worker ({error})", "busy"))
+                _delivered(send, _error(id, f"busy: cannot start a worker ({error})", "busy"))
 
     def run(self, request, client: str = "cli") -> Iterator[dict]:
         """Check and run one request in the calling thread (a front end in this process)."""
@@ -218,7 +218,7 @@ class Session:
                     break
             else:
                 return False
-        waiting.send(_error(target, "cancelled", "cancelled"))
+        _delivered(waiting.send, _error(target, "cancelled", "cancelled"))
         return True
 
 
