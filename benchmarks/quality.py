@@ -2,7 +2,8 @@
 (``tests/testweb/qa.jsonl``), for the extractive answer (``--no-llm``), for the LLM with the
 default prompt budget, and for the LLM given the top passages nearly whole (a prompt about
 three times larger): the prompt-budget target is the default's accuracy at least equal to the
-large prompt's, with at most 600 prompt tokens."""
+large prompt's, with at most 600 prompt tokens. Then the same over real documentation
+(``real_pages.py``), beside a naive baseline."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def evaluate_with(web, settings, data_dir: str, **overrides) -> dict:
 
 
 def run(web, settings, home: Path) -> list[Row]:
+    from . import real_pages
+
+    return test_web_rows(web, settings, home) + real_pages.run(web, settings, home)
+
+
+def test_web_rows(web, settings, home: Path) -> list[Row]:
     def figures(name, **overrides):
         return evaluate_with(web, settings, tempfile.mkdtemp(prefix=name, dir=home), **overrides)
 

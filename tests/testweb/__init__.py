@@ -221,6 +221,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_article(by_slug[m[1]]) if m[1] in by_slug else self.send_html(404, "Not Found")
         if path == "/search":
             return self.search(web, query)
+        if path == "/docs/search":  # real documentation: see testweb/docs.py
+            return self.search_docs(web, query)
+        if path.startswith("/docs/"):
+            from .docs import resolve
+
+            file = resolve(path)
+            if file is None:
+                return self.send_html(404, "Not Found")
+            return self.send(200, file.read_bytes(), "text/html")  # the page's own <meta charset> says
         if path == "/slow-first/search":  # a SearXNG whose first result takes 30 s to load
             return self.search(web, {**query, "first": ["/slow?seconds=30"]})
         # Broken SearXNG instances: a client configured with searxng_url = <web.url>/garbage
@@ -294,6 +303,18 @@ class _Handler(BaseHTTPRequestHandler):
         for first in query.get("first", []):
             results.insert(0, {"url": web.url + first, "title": f"Test page {first}", "content": "",
                                "engine": "testweb", "engines": ["testweb"], "score": 1.0})
+        body = {"query": q, "number_of_results": len(results), "results": results}
+        self.send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
+
+    def search_docs(self, web: TestWeb, query: dict[str, list[str]]):
+        """SearXNG-style JSON results over the installed documentation."""
+        from .docs import search
+
+        if query.get("format", [""])[0] != "json":
+            return self.send_html(400, "Bad Request: only format=json is supported")
+        q = query.get("q", [""])[0]
+        results = [{"url": web.url + page.path, "title": page.title, "content": "", "engine": "docs",
+                    "engines": ["docs"], "score": score} for score, page in search(q)]
         body = {"query": q, "number_of_results": len(results), "results": results}
         self.send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
 
