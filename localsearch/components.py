@@ -61,29 +61,37 @@ def component(kind: str, config, build, *arguments):
     *arguments)``, kept for later questions."""
     # A plugin registered or removed since (a test's, or one loaded late) builds anew.
     implementations = tuple(id(impl.function) for impl in getattr(pm.hook, kind).get_hookimpls())
+    wanted = (arguments, implementations)
     with _lock:
-        for key in reversed(_cache):
-            name, read, args = key
-            if name == kind and args == (arguments, implementations) and all(
-                    repr(config.get(setting)) == value for setting, value in read):
-                _cache.move_to_end(key)
-                return _cache[key]
+        held = _held(kind, wanted, config)
+        if held is not None:
+            return held
         building = _building.setdefault(kind, threading.Lock())
     with building:  # one load at a time per kind: two questions must not load one model twice
         with _lock:  # it may have been built while this thread waited
-            for key in reversed(_cache):
-                name, read, args = key
-                if name == kind and args == (arguments, implementations) and all(
-                        repr(config.get(setting)) == value for setting, value in read):
-                    return _cache[key]
+            held = _held(kind, wanted, config)
+            if held is not None:
+                return held
         recorder = _Recorder(config)
         made = build(recorder, *arguments)
         if made is None:
             return None
         with _lock:
-            _cache[_key(kind, recorder.read, (arguments, implementations))] = made
+            _cache[_key(kind, recorder.read, wanted)] = made
             _evict(kind, max(1, config.get("loaded_models", 2)))
         return made
+
+
+def _held(kind: str, wanted: tuple, config):
+    """The cached component of ``kind`` built with ``wanted`` (arguments, implementations)
+    from the values ``config`` has now, made the most recently used; else None (the caller
+    holds ``_lock``)."""
+    for key in reversed(_cache):
+        name, read, args = key
+        if name == kind and args == wanted and all(repr(config.get(setting)) == value for setting, value in read):
+            _cache.move_to_end(key)
+            return _cache[key]
+    return None
 
 
 def _evict(kind: str, keep: int) -> None:
@@ -115,14 +123,16 @@ def embedder(config):
     return component("embedder", config, build)
 
 
-def store(config, embedder_name: str):
+def store(config):
+    """The vector store for ``config``'s embedder (vectors of different embedders are kept apart)."""
+
     def build(recorded, name):
         made = pm.hook.vector_store(config=recorded, embedder_name=name)
         if made is None:
             raise PluginError("no plugin provides a vector store")
         return made
 
-    return component("vector_store", config, build, embedder_name)
+    return component("vector_store", config, build, embedder(config).name)
 
 
 def chat_model(config):

@@ -52,7 +52,7 @@ class Pipeline:
 
     @property
     def store(self):
-        return components.store(self.config, self.embedder.name)
+        return components.store(self.config)
 
     def embed(self, texts: list[str], kind: str = "passage", config: Config | None = None) -> list[list[float]]:
         return components.embedder(config or self.config).embed(texts, kind) if texts else []
@@ -69,7 +69,7 @@ class Pipeline:
         first question does not pay for it."""
         config = config or self.config
         self.embed(["warm up"], "query", config)
-        components.store(config, components.embedder(config).name).count()
+        components.store(config).count()
         self._warm = True
         if with_model:
             model, _ = components.chat_model(config)
@@ -122,7 +122,7 @@ class Pipeline:
             if unknown or not names:  # checked before any model loads: a typo fails at once
                 raise ConfigError(f"unknown search engine {', '.join(unknown) or '(none given)'}; "
                                   f"installed: {', '.join(sorted(self.engines)) or 'none'}")
-        store = components.store(config, components.embedder(config).name)
+        store = components.store(config)
         if not self._warm:
             # Loading the embedder and opening the store take seconds once per process; as a
             # stage of their own they do not hide inside whichever stage first needs them.
@@ -190,7 +190,7 @@ class Pipeline:
         yield run.start("index")
         try:
             documents.store_passages(new, lambda t, k: self.embed(t, k, run.config),
-                                     components.store(run.config, components.embedder(run.config).name), run)
+                                     components.store(run.config), run)
         except Exception as error:
             yield warning(f"the pages read could not be stored in the index: {error}", "index")
         yield run.end("index", documents=len(new))
@@ -203,7 +203,7 @@ class Pipeline:
         run = Run(self.config, cancel)
         try:
             run.config = config = self.settings(settings)
-            store = components.store(config, components.embedder(config).name)
+            store = components.store(config)
             policy = UrlPolicy.from_config(config, allow_files=allow_files)
             pages = yield from documents.read(urls, [], store, policy, self.workers, run, refresh=refresh)
             yield run.start("index")
@@ -220,7 +220,7 @@ class Pipeline:
         """Run the engines alone (fused results and the report by engine)."""
         config = config or self.config
         context = EngineContext(config, lambda t, k: self.embed(t, k, config),
-                                lambda v, k: components.store(config, components.embedder(config).name).query(v, k))
+                                lambda v, k: components.store(config).query(v, k))
         return search(queries, self.engines, engine_names, context, self.workers.engine_pool,
                       cancel or threading.Event(), self.stragglers)
 
