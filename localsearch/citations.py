@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import CITATION_RE, STOPWORDS, citation_numbers, dot, neutralize_citations, split_sentences, stem
+from .text import (CITATION_RE, STOPWORDS, citation_numbers, dot, neutralize_citations, outside_code, split_sentences,
+                   stem, without_code)
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts", "unanswered", "asked_for",
-           "gives", "why_not_standing"]
+           "asks_for_code", "gives", "why_not_standing"]
 
 # "capital. [1]" -> "capital [1]." so that a marker after the full stop stays with its sentence.
 _MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
@@ -23,6 +24,7 @@ _WORDLESS = re.compile(r"[\W_]*")
 _LIST_LABEL = re.compile(r"\d{1,3}[.)]")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(?:(?:https?|ftp|file)://|www\.)[^)]*\)")
 _URL = re.compile(r"<?(?:(?:https?|ftp|file)://|www\.)[^\s<>\[\]()]+>?")
+_URL_IN_PARENS = re.compile(r"\(\s*" + _URL.pattern + r"\s*\)")
 
 
 def sanitize_answer_text(text: str, sources: dict[int, str], *, citations: Iterable[Citation] | None = None) -> str:
@@ -31,33 +33,49 @@ def sanitize_answer_text(text: str, sources: dict[int, str], *, citations: Itera
 
     Given ``citations`` (an answer's), a marker stays only if its number has a *supported*
     citation among them, tied to that source's URL: whatever wrote the text (the model, a
-    ``process_answer`` plugin), no ``[n]`` is left that no checked citation backs.
+    ``process_answer`` plugin), no ``[n]`` is left that no checked citation backs; and a URL
+    that a supported citation quotes from its page (``git clone https://...`` in a manual) may stay.
+
+    Code spans are left as they are, but for URLs: no URL that was not fetched or quoted
+    survives anywhere in the text.
     """
     allowed = set(sources.values())
     markable = set(sources)
     if citations is not None:
-        markable = {c.n for c in citations
-                    if isinstance(c, Citation) and c.supported is True and c.n in sources and sources[c.n] == c.url}
-    # "[1](https://...)" is a citation in link form; "[the docs](https://...)" keeps its words.
-    text = _MARKDOWN_LINK.sub(lambda m: f"[{m.group(1)}]" if CITATION_RE.fullmatch(f"[{m.group(1)}]")
-                              else m.group(1), text)
-    text = _URL.sub(lambda m: m.group(0) if m.group(0).strip("<>").rstrip(".,;:!?") in allowed else "", text)
+        backed = [c for c in citations
+                  if isinstance(c, Citation) and c.supported is True and c.n in sources and sources[c.n] == c.url]
+        markable = {c.n for c in backed}
+        allowed |= {m.group(0).strip("<>").rstrip(".,;:!?") for c in backed for m in _URL.finditer(c.quote or "")}
 
     def markers(match: re.Match) -> str:
         numbers = [n for n in citation_numbers(match.group(1)) if n in markable]
         return " " + "".join(f"[{n}]" for n in numbers) if numbers else ""
 
-    text = CITATION_RE.sub(markers, text)
-    text = re.sub(r"\(\s*\)", "", text)  # what a removed "(https://...)" leaves
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    def url(match: re.Match) -> str:
+        return match.group(0) if match.group(0).strip("()<> \t").rstrip(".,;:!?") in allowed else ""
+
+    def links(text: str) -> str:
+        # "[1](https://...)" is a citation in link form; "[the docs](https://...)" keeps its words.
+        return _MARKDOWN_LINK.sub(lambda m: f"[{m.group(1)}]" if CITATION_RE.fullmatch(f"[{m.group(1)}]")
+                                  else m.group(1), text)
+
+    def prose(text: str) -> str:
+        text = CITATION_RE.sub(markers, text)
+        text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+        return re.sub(r"[ \t]{2,}", " ", text)
+
+    # Code is quoted as it is ("pg_is_in_backup()" and "zip(['a'], [1, 2])" keep their
+    # brackets), but for URLs: none that was not fetched or quoted survives, in code or not.
+    text = outside_code(text, links)
+    text = _URL.sub(url, _URL_IN_PARENS.sub(url, text))  # "(https://...)" goes with its brackets
+    return outside_code(text, prose).strip()
 
 
 def _citation(n: int, source: Source, candidate: Passage, sentence: str, score: float,
               supported: bool, reason: str = "") -> Citation:
     return Citation(n=n, url=source.url, title=source.title, quote=candidate.text,
                     supported=supported, sentence=sentence, score=round(score, 3),
-                    start=candidate.start, end=candidate.end, reason=reason)
+                    start=candidate.start, end=candidate.end, reason=reason, section=candidate.section)
 
 
 _TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")
@@ -134,7 +152,7 @@ def _absent(facts: list[str], text: str) -> list[str]:
 # What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
 _ASKS_NUMBER = re.compile(
     r"^(?:(?:in|on|at|for|by|from|since|until|after|before|to)\s+)?(?:when\b|(?:what|which)\s+"
-    r"(?:year|date|day|month|decade|century)\b|how\s+(?:many|much|long|far|old|big|high|tall|deep|"
+    r"(?:year|date|day|month|decade|century)\b|how\s+(?:many|much|long|often|far|old|big|high|tall|deep|"
     r"heavy|fast|large|wide|short|early|late)\b)", re.I)
 _ASKS_NAME = re.compile(r"^(?:(?:by|to|for|with|from|of)\s+)?(?:who|whom|whose)\b|"
                         r"\b(?:name|named|called|codename|titled)\b", re.I)
@@ -153,6 +171,16 @@ def asked_for(question: str) -> str:
     if _ASKS_NAME.search(question):
         return "a name"
     return ""
+
+
+_ASKS_CODE = re.compile(r"\b(?:how\s+(?:do|can|would|should)\s+(?:i|you|we|one)|how\s+to|commands?|code|syntax|"
+                        r"examples?|snippets?|scripts?|invocation|usage)\b", re.I)
+
+
+def asks_for_code(question: str) -> bool:
+    """Whether ``question`` may be answered with code: it asks how to do something, or names
+    a command, code, syntax or an example. Otherwise code is not quoted as an answer."""
+    return _ASKS_CODE.search(question) is not None
 
 
 def gives(kind: str, question: str, sentence: str) -> bool:
@@ -221,13 +249,13 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
 
     # Markers in one form, none naming a missing source, and no URL the model made up.
     text = sanitize_answer_text(text, {s.n: s.url for s in sources})
-    text = _MARKER_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text)
+    text = outside_code(text, lambda prose: _MARKER_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), prose))
     sentences = [text[a:b] for a, b in split_sentences(text)]
     parsed: list[tuple[str, str, list[int]]] = []  # (list label, sentence without markers, source numbers)
     label, carried = "", []
     for sentence in sentences:
-        numbers = carried + [n for group in CITATION_RE.findall(sentence) for n in citation_numbers(group)]
-        clean = CITATION_RE.sub("", sentence).strip()
+        numbers = carried + [n for group in CITATION_RE.findall(without_code(sentence)) for n in citation_numbers(group)]
+        clean = outside_code(sentence, lambda prose: CITATION_RE.sub("", prose)).strip()
         if _WORDLESS.fullmatch(clean):
             continue  # "", or a "." left between markers: nothing to say, nothing to check
         if _LIST_LABEL.fullmatch(clean):
@@ -300,18 +328,103 @@ def _with_markers(sentence: str, numbers: list[int]) -> str:
     return f"{sentence} {markers}"
 
 
+# A sentence that opens like this leans on the one before it ("This parameter can only be set at
+# server start." says nothing alone).
+_LEANS_BACK = re.compile(r"^(?:it|its|this|these|that|those|they|their|such|then|also|however|otherwise|"
+                         r"in (?:this|that|which) case|in addition|the former|the latter|here)\b", re.I)
+
+
+def _term(candidate: Passage) -> str:
+    """The term a definition's sentence describes: the last part of its heading path."""
+    return candidate.section.rsplit(" › ", 1)[-1] if candidate.kind == "definition" and candidate.section else ""
+
+
+def _follows(i: int, candidates: list[Passage]) -> int | None:
+    """The candidate right after ``i`` on its page (what "is equivalent to:" introduces)."""
+    after = candidates[i + 1] if i + 1 < len(candidates) else None
+    if after is not None and after.url == candidates[i].url and 0 <= after.start - candidates[i].end <= 2:
+        return i + 1
+    return None
+
+
+def _quotable(i: int, candidates: list[Passage], code_wanted: bool) -> bool:
+    """Whether candidate ``i`` can be an answer sentence on its own. Code is quoted only for a
+    question that asks for it (see ``asks_for_code``); a sentence that ends in a colon only
+    with what it introduces."""
+    candidate = candidates[i]
+    words = candidate.text.replace("`", "").split()
+    if candidate.kind == "code":
+        return code_wanted
+    if candidate.kind == "row":
+        return len(words) >= 1
+    if candidate.text.rstrip().endswith(":") and _follows(i, candidates) is None:
+        return False
+    if len(words) < 4 or " ".join(words) == _term(candidate) or candidate.text.rstrip()[-1:] == "?":
+        return False  # a definition's term alone answers nothing, nor does a question
+    # Without a heading path the page's structure is unknown: a line with no closing
+    # punctuation is most likely a heading, which answers nothing on its own.
+    return bool(candidate.section) or candidate.text.rstrip("\"'”’)`")[-1:] in ".!?"
+
+
+def _lead_in(i: int, candidates: list[Passage]) -> int | None:
+    """The sentence candidate ``i`` needs before it to read on its own: for a sentence that
+    leans back ("This parameter ..."), the one just before it; for a list item, the sentence
+    that introduces the list ("Its features are:"), a few items back."""
+    chain = i
+    for _ in range(12):
+        before = candidates[chain - 1] if chain > 0 else None
+        if before is None or before.url != candidates[chain].url or not 0 <= candidates[chain].start - before.end <= 2:
+            return None
+        if before.text.rstrip().endswith(":"):
+            return chain - 1
+        if candidates[i].text.rstrip()[-1:] in ".!?":  # a sentence of prose leans on the one just before
+            return chain - 1
+        if before.text.rstrip()[-1:] in ".!?":  # a list item, but the list has no introduction
+            return None
+        chain -= 1
+    return None
+
+
+def _readable(i: int, candidates: list[Passage], used: set[int]) -> str:
+    """Candidate ``i`` as an answer says it: code fenced; a description with the term it
+    describes; a sentence that leans on the one before it, or a list item, with what it needs
+    (see ``_lead_in``) unless the answer already says that. Adds what it quotes to ``used``."""
+    candidate = candidates[i]
+    used.add(i)
+    if candidate.kind == "code":
+        return f"\n```\n{candidate.text}\n```"
+    sentence = neutralize_citations(candidate.text, keep_as_code=True).strip()
+    leans = _LEANS_BACK.match(sentence) or (candidate.kind != "row" and sentence[-1:] not in ".!?")
+    lead = _lead_in(i, candidates) if leans else None
+    if lead is not None and lead not in used:
+        used.add(lead)
+        sentence = f"{neutralize_citations(candidates[lead].text, keep_as_code=True).strip()} {sentence}"
+    after = _follows(i, candidates) if sentence.endswith(":") else None
+    if after is not None and after not in used:
+        used.add(after)
+        then = candidates[after]
+        sentence += f"\n```\n{then.text}\n```" if then.kind == "code" else \
+            f" {neutralize_citations(then.text, keep_as_code=True).strip()}"
+    term = _term(candidate)
+    if term and term.lower() not in sentence.replace("`", "").lower():
+        sentence = f"{term}: {sentence}"
+    return sentence
+
+
 def extractive_answer(question: str, sources: list[Source], candidates: list[Passage],
                       max_sentences: int = 3) -> Answer:
     """The best-matching source sentences, each cited: an answer that needs no LLM."""
     by_url = {s.url: s for s in sources}
     answer = Answer(question=question, sources=sources, extractive=True)
-    chosen, seen = [], set()
+    chosen, seen, used = [], set(), set()
+    code_wanted = asks_for_code(question)
     for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
+        if i in used or not _quotable(i, candidates, code_wanted):
+            continue
         # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
-        sentence = neutralize_citations(candidates[i].text).strip()
+        sentence = _readable(i, candidates, used)
         key = sentence.lower()
-        # Headings have no closing punctuation and answer nothing on their own.
-        if len(sentence.split()) < 5 or key in seen or sentence.rstrip("\"'”’)")[-1:] not in ".!?":
+        if key in seen:
             continue
         seen.add(key)
         chosen.append((i, sentence))
@@ -322,6 +435,7 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
         candidate, source = candidates[i], by_url[candidates[i].url]
         # The quote stays the page's exact text (start:end); the answer says it without the page's markers.
         answer.citations.append(_citation(source.n, source, candidate, sentence, candidate.score, True))
-        parts.append(_with_markers(sentence, [source.n]))
-    answer.text = " ".join(parts)
+        fenced = sentence.rstrip().endswith("```")  # code: the marker goes on the line after it
+        parts.append(f"{sentence.rstrip()}\n[{source.n}]\n" if fenced else _with_markers(sentence, [source.n]) + " ")
+    answer.text = "".join(parts).strip()
     return answer

@@ -118,8 +118,9 @@ def _progress(event, show):
 def _print_answer(answer):
     for citation in answer["citations"]:
         quote = citation["quote"] if len(citation["quote"]) < 160 else citation["quote"][:157] + "..."
+        where = f" ({citation['section']})" if citation.get("section") else ""
         if citation["supported"]:
-            click.echo(f"  [{citation['n']}] {click.style('✓', fg='green')} “{quote}”")
+            click.echo(f"  [{citation['n']}] {click.style('✓', fg='green')} “{quote}”{where}")
         else:
             click.echo(f"  [{citation['n']}] {click.style('✗ unsupported', fg='red')}: {citation['sentence']}"
                        f"\n      ({citation['reason']})")
@@ -283,7 +284,8 @@ def search(query, engines, searxng_url, max_pages, top_k, offline, as_json):
                                "sources": sources}, indent=2, ensure_ascii=False))
         return
     for passage in passages:
-        click.secho(f"\n[{number[passage['url']]}] {passage['score']:.3f}  {passage['title']}", bold=True)
+        section = f" › {passage['section']}" if passage.get("section") else ""
+        click.secho(f"\n[{number[passage['url']]}] {passage['score']:.3f}  {passage['title']}{section}", bold=True)
         click.echo(passage["text"])
     _print_sources(sources)
 

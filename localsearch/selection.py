@@ -13,7 +13,9 @@ from .citations import asked_for, gives
 from .text import dot, keyword_scores, split_sentences
 from .types import Passage
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "select", "answer_units"]
+
+DEFINITION_UNIT = 400  # a paragraph of a definition up to this many characters is one answer unit
 
 
 @dataclass
@@ -38,23 +40,26 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     """
     words_of = f"{question} {focus}".strip()
     # New pages are not embedded yet (that waits until after the answer, as embedding every
-    # passage of five pages takes seconds): their passages are picked by words, fewer than
-    # for stored pages, as every sentence of these is embedded before the answer.
-    by_words = keyword_scores(words_of, [p.text for p in fresh])
+    # passage of five pages takes seconds): their passages are picked by words, their section
+    # headings included ("max_connections" names the section that answers about it), and
+    # every sentence of those picked is embedded before the answer.
+    by_words = keyword_scores(words_of, [f"{p.section} {p.text}" for p in fresh])
     ranked = sorted(range(len(fresh)), key=lambda i: -by_words[i])
-    passages = list(stored) + [dataclasses.replace(fresh[i], score=None) for i in ranked[: config.top_k * 2]]
+    passages = list(stored) + [dataclasses.replace(fresh[i], score=None)
+                               for i in ranked[: config.top_k * config.candidate_factor]]
 
     candidates: list[Passage] = []
     owners: list[int] = []  # the passage each candidate sentence comes from
     for i, passage in enumerate(passages):
-        for start, end in split_sentences(passage.text, passage.start):
+        for start, end in answer_units(passage):
             text = passage.text[start - passage.start: end - passage.start]
-            if len(text.split()) >= 3:
-                candidates.append(Passage(url=passage.url, text=text, start=start, end=end,
-                                          title=passage.title, score=passage.score))
+            if len(text.split()) >= 2:
+                candidates.append(dataclasses.replace(passage, text=text, start=start, end=end))
                 owners.append(i)
-    vectors = embed([c.text for c in candidates], "passage") if candidates else []
-    lexical = keyword_scores(words_of, [c.text for c in candidates])
+    # A sentence is read with the heading it sits under: "The default is 100" says nothing
+    # of max_connections until its section does.
+    vectors = embed([_in_section(c) for c in candidates], "passage") if candidates else []
+    lexical = keyword_scores(words_of, [f"{_near_section(c)} {c.text}" for c in candidates])
     similarity = [dot(query_vector, vector) for vector in vectors]
 
     # A new page's passage has no vector of its own: the mean of its sentences' stands in.
@@ -91,3 +96,33 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
         chosen.append(candidate)
     return Selection(passages=[passages[i] for i in order[: config.top_k]], candidates=candidates,
                      candidate_vectors=vectors, prompt_passages=chosen)
+
+
+def answer_units(passage: Passage) -> list[tuple[int, int]]:
+    """The spans of ``passage`` an answer can quote (document offsets): the sentences of its
+    prose lines, each table row whole, and a code passage whole (code is never split into
+    "sentences"; whether it may be quoted is the answer's choice)."""
+    if passage.kind == "code":
+        return [(passage.start, passage.end)]
+    units, offset = [], passage.start
+    for line in passage.text.split("\n"):
+        if line.strip():
+            # A row, and a short paragraph of a definition, is read whole: "The default is
+            # five minutes" is the description's second sentence.
+            if passage.kind == "row" or (passage.kind == "definition" and len(line) <= DEFINITION_UNIT):
+                units.append((offset + len(line) - len(line.lstrip()), offset + len(line.rstrip())))
+            else:
+                units.extend(split_sentences(line, offset))
+        offset += len(line) + 1
+    return units
+
+
+def _near_section(passage: Passage) -> str:
+    """The innermost two parts of a passage's heading path: what it is about, without the
+    chapter titles every passage of the page shares."""
+    return " › ".join(passage.section.split(" › ")[-2:]) if passage.section else ""
+
+
+def _in_section(passage: Passage) -> str:
+    section = _near_section(passage)
+    return f"{section}: {passage.text}" if section else passage.text

@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "neutralize_citations", "keywords", "keyword_scores", "stem"]
+           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "stem"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -38,14 +38,36 @@ def citation_numbers(group: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
-def neutralize_citations(text: str) -> str:
-    """``text`` (from a page: its text or title) with nothing left that CITATION_RE would take
-    for a citation marker, so that page text cannot pose as a numbered source in a prompt or
-    put an unbacked ``[n]`` into an answer.
+# Code in an answer or a document: a fenced block or an inline span in backticks. Nothing in it
+# is ever read as a citation marker or rewritten.
+_CODE_SPAN = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.S)
+
+
+def outside_code(text: str, change) -> str:
+    """``text`` with ``change(prose)`` applied to each stretch outside code spans."""
+    parts, last = [], 0
+    for match in _CODE_SPAN.finditer(text):
+        parts.append(change(text[last:match.start()]))
+        parts.append(match.group())
+        last = match.end()
+    parts.append(change(text[last:]))
+    return "".join(parts)
+
+
+def without_code(text: str) -> str:
+    """``text`` with its code spans blanked out (same length), for finding markers in prose."""
+    return _CODE_SPAN.sub(lambda m: " " * len(m.group()), text)
+
+
+def neutralize_citations(text: str, keep_as_code: bool = False) -> str:
+    """``text`` (from a page: its text or title) with nothing left in its prose that
+    CITATION_RE would take for a citation marker, so that page text cannot pose as a numbered
+    source in a prompt or put an unbacked ``[n]`` into an answer. Code spans are left as they are.
 
     Footnote references attached to the word or punctuation before them ("first lit in
     1887,[2]") are dropped; any other citation-looking group ("[1, 2, 3]", "[2] Title" at the
-    start of a line, "see [source 2]") is kept readable in parentheses: "(1, 2, 3)".
+    start of a line, "see [source 2]") is kept readable in parentheses: "(1, 2, 3)", or, with
+    ``keep_as_code`` (an answer quoting the page), unchanged in backticks: "`[1, 2, 3]`".
     """
 
     def footnote(match: re.Match) -> str:
@@ -56,16 +78,22 @@ def neutralize_citations(text: str) -> str:
         rest = match.group().find("\n")  # "x[1]\n[2] Title": the next line's label is not a footnote
         return "" if rest < 0 else match.group()[rest:]
 
-    def parenthesised(match: re.Match) -> str:
+    def kept(match: re.Match) -> str:
+        if keep_as_code:
+            spaces = len(match.group()) - len(match.group().lstrip())
+            return f"{match.group()[:spaces]}`{match.group()[spaces:]}`"
         return re.sub(r"\[([^\[\]]*)\]", r"(\1)", match.group())
 
-    # Dropping a footnote can join what was around it into a new one ("[1[2]]" -> "[1]").
-    for _ in range(len(text)):
-        dropped = _CITATION_RUN.sub(footnote, text)
-        if dropped == text:
-            break
-        text = dropped
-    return _CITATION_RUN.sub(parenthesised, text)
+    def prose(text: str) -> str:
+        # Dropping a footnote can join what was around it into a new one ("[1[2]]" -> "[1]").
+        for _ in range(len(text)):
+            dropped = _CITATION_RUN.sub(footnote, text)
+            if dropped == text:
+                break
+            text = dropped
+        return _CITATION_RUN.sub(kept, text)
+
+    return outside_code(text, prose)
 
 
 def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:

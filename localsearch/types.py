@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "SearchResult",
     "Page",
+    "Block",
     "Document",
     "Passage",
     "Source",
@@ -76,8 +77,22 @@ class Page(_Dict):
 
 
 @dataclass
+class Block(_Dict):
+    """A structural unit of a document's text: ``text[start:end]`` is one heading, paragraph
+    (``text``), list ``item``, definition ``term`` or its ``definition``, table ``row`` or
+    ``code`` block; ``section`` is the heading path it sits under (``"A › B"``), the terms of
+    a definition included."""
+
+    start: int
+    end: int
+    kind: str = "text"
+    section: str = ""
+
+
+@dataclass
 class Document(_Dict):
-    """Extracted main text of a page, with the metadata a citation shows."""
+    """Extracted main text of a page, with the metadata a citation shows. ``blocks``, when the
+    extractor knows the page's structure, cover the text in order; the chunker follows them."""
 
     url: str
     text: str
@@ -85,11 +100,15 @@ class Document(_Dict):
     date: str | None = None
     fetched_at: float = 0.0
     content_hash: str = ""
+    blocks: list[Block] = field(default_factory=list)
 
 
 @dataclass
 class Passage(_Dict):
-    """A span of a document: ``text == document.text[start:end]``."""
+    """A span of a document: ``text == document.text[start:end]``. ``section`` is the heading
+    path it sits under; ``kind`` is ``text`` (prose and list items), ``definition`` (a term
+    and its description: the term is the last part of ``section``), ``row`` (table rows) or
+    ``code``."""
 
     url: str
     text: str
@@ -97,6 +116,8 @@ class Passage(_Dict):
     end: int
     title: str = ""
     score: float = 0.0
+    section: str = ""
+    kind: str = "text"
 
     @property
     def id(self) -> str:
@@ -128,6 +149,7 @@ class Citation(_Dict):
     start: int = 0
     end: int = 0
     reason: str = ""
+    section: str = ""  # the heading path of the quote on its page, shown beside the title
 
 
 @dataclass

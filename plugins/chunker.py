@@ -1,5 +1,8 @@
-"""Chunker: passages of whole paragraphs (or whole sentences of a long paragraph) up to
-``chunk_chars`` characters, with offsets into the document text."""
+"""Chunker: passages of whole blocks (paragraphs, list items, definitions, table rows) of one
+section, up to ``chunk_chars`` characters, with offsets into the document text. Code is
+chunked apart from prose, at line ends; a long paragraph is cut between sentences.
+
+A document without blocks (an extractor that knows no structure) is chunked by its lines."""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ import re
 
 from localsearch import hookimpl
 from localsearch.text import split_sentences
-from localsearch.types import Passage
+from localsearch.types import Block, Passage
 
-_PARAGRAPH = re.compile(r"[^\n]+")
+_LINE = re.compile(r"[^\n]+")
+# Which block kinds may share a passage: prose with its list items; a term with its description;
+# rows with rows; code with code.
+_GROUP = {"text": "text", "item": "text", "term": "definition", "definition": "definition", "row": "row",
+          "code": "code"}
 
 
 @hookimpl(trylast=True)
@@ -17,32 +24,48 @@ def register_settings(register):
     register("chunk_chars", 600, "largest passage, in characters (a longer sentence stays whole)")
 
 
-def _units(text: str, limit: int) -> list[tuple[int, int]]:
-    """Paragraph spans; a paragraph over ``limit`` becomes its sentence spans."""
-    units = []
-    for match in _PARAGRAPH.finditer(text):
-        start, end = match.span()
-        if not text[start:end].strip():
-            continue
-        if end - start <= limit:
-            units.append((start + len(match.group()) - len(match.group().lstrip()), end))
+def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    return [(start + m.start(), start + m.end()) for m in _LINE.finditer(text[start:end]) if m.group().strip()]
+
+
+def _pieces(text: str, block: Block, limit: int) -> list[tuple[int, int]]:
+    """A block's spans: the block itself, or for one over ``limit`` its sentences (code: lines)."""
+    if block.end - block.start <= limit:
+        return [(block.start, block.end)]
+    if _GROUP.get(block.kind) == "code":
+        return _lines(text, block.start, block.end)
+    spans = []
+    for start, end in _lines(text, block.start, block.end):
+        spans.extend(split_sentences(text[start:end], start))
+    return spans
+
+
+def _pack(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Consecutive spans joined while the joined span stays within ``limit``."""
+    packed: list[tuple[int, int]] = []
+    for start, end in spans:
+        if packed and end - packed[-1][0] <= limit:
+            packed[-1] = (packed[-1][0], end)
         else:
-            units.extend(split_sentences(match.group(), start))
-    return units
+            packed.append((start, end))
+    return packed
+
+
+def _blocks_of(document) -> list[Block]:
+    if document.blocks:
+        return [b for b in document.blocks if b.kind != "heading"]  # a heading lives in its section's path
+    return [Block(start, end) for start, end in _lines(document.text, 0, len(document.text))]
 
 
 @hookimpl(trylast=True)
 def chunk_document(document, config):
-    limit = config.chunk_chars
-    passages, current = [], None
-    for start, end in _units(document.text, limit):
-        if current is not None and end - current[0] <= limit:
-            current = (current[0], end)
-            continue
-        if current is not None:
-            passages.append(current)
-        current = (start, end)
-    if current is not None:
-        passages.append(current)
-    return [Passage(url=document.url, text=document.text[s:e], start=s, end=e, title=document.title)
-            for s, e in passages]
+    limit, text = config.chunk_chars, document.text
+    runs: list[tuple[str, str, list[tuple[int, int]]]] = []  # (section, group, spans)
+    for block in _blocks_of(document):
+        group = _GROUP.get(block.kind, "text")
+        if not runs or runs[-1][:2] != (block.section, group):
+            runs.append((block.section, group, []))
+        runs[-1][2].extend(_pieces(text, block, limit))
+    return [Passage(url=document.url, text=text[s:e], start=s, end=e, title=document.title,
+                    section=section, kind=group)
+            for section, group, spans in runs for s, e in _pack(spans, limit)]

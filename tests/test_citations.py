@@ -131,11 +131,25 @@ def test_a_model_answer_stands_only_if_a_supported_sentence_answers(embed):
 
 
 def test_the_sentence_with_the_kind_of_answer_asked_for_ranks_higher(make_pipeline):
+    from localsearch.config import Config
     from localsearch.pipeline import fold_events
+    from localsearch.plugins import pm
+    from localsearch.selection import select
 
     question = "How long is an adult Velkaro glass beetle?"
-    without = fold_events(make_pipeline(answer_kind_bonus=0.0).ask(question))
-    assert "7.3" not in without["answer"]  # sentences about the beetle, none with its length
+    embed = pm.hook.embedder(config=Config.load()).embed
+    text = ("The adult Velkaro glass beetle has wing cases as clear as window glass. "
+            "Adults measure just 7.3 mm from head to wing tip.")
+    passage = Passage(url="http://example.org/beetle", text=text, start=0, end=len(text))
+
+    def scores(bonus):
+        selection = select(question, Config.load(overrides={"answer_kind_bonus": bonus}), [], [passage],
+                           embed([question], "query")[0], embed)
+        return {c.text[:6]: c.score for c in selection.candidates}
+
+    without, with_bonus = scores(0.0), scores(0.2)
+    assert with_bonus["Adults"] == pytest.approx(without["Adults"] + 0.2, abs=1e-3)  # it gives a number
+    assert with_bonus["The ad"] == without["The ad"]  # it gives none
     assert "7.3 mm" in fold_events(make_pipeline().ask(question))["answer"]
 
 
@@ -154,9 +168,9 @@ def test_a_model_answer_that_strays_from_the_best_evidence_does_not_stand(embed)
 # -- the grounding holes (issue 9) -----------------------------------------------------------
 def _backed(answer) -> bool:
     """Whether every [n] in ``answer.text`` has a supported citation with that n behind it."""
-    from localsearch.text import CITATION_RE, citation_numbers
+    from localsearch.text import CITATION_RE, citation_numbers, without_code
 
-    marked = {n for group in CITATION_RE.findall(answer.text) for n in citation_numbers(group)}
+    marked = {n for group in CITATION_RE.findall(without_code(answer.text)) for n in citation_numbers(group)}
     return marked <= {c.n for c in answer.citations if c.supported}
 
 
@@ -242,13 +256,14 @@ def _footnoted_candidates():
 
 def test_the_extractive_answer_carries_no_marker_from_page_text():
     from localsearch.citations import extractive_answer
-    from localsearch.text import CITATION_RE, citation_numbers
+    from localsearch.text import CITATION_RE, citation_numbers, without_code
 
     answer = extractive_answer("When was it first lit?", SOURCES, _footnoted_candidates())
     assert answer.text == ("The lighthouse was first lit on 14 October 1887, after nine years of work [1]. "
-                           "Its lamp turned through the settings (1, 2, 3) every night of the year [1]. "
-                           "(3) Harrowmere history, a footnote line of the page itself [1].")
-    assert {n for g in CITATION_RE.findall(answer.text) for n in citation_numbers(g)} == {1}
+                           "Its lamp turned through the settings `[1, 2, 3]` every night of the year [1]. "
+                           "`[3]` Harrowmere history, a footnote line of the page itself [1].")
+    # The page's own brackets are kept as they are, as code, which is never read as a marker.
+    assert {n for g in CITATION_RE.findall(without_code(answer.text)) for n in citation_numbers(g)} == {1}
     assert _backed(answer)
     for citation in answer.citations:  # the quote is still the page's exact text
         assert FOOTNOTED[citation.start:citation.end] == citation.quote

@@ -17,7 +17,7 @@ from localsearch.plugins import describe_plugins, pm
 from localsearch.text import normalize_url, split_sentences
 from localsearch.types import SearchResult
 
-BUILT_IN = {"searxng", "duckduckgo", "local", "http", "trafilatura", "chunker",
+BUILT_IN = {"searxng", "duckduckgo", "local", "http", "extract", "chunker",
             "sentence_transformers", "chroma", "llama_cpp"}
 
 

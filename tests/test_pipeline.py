@@ -353,6 +353,7 @@ def test_bracketed_numbers_in_page_text_never_become_citations(make_pipeline, we
     page's text, not citations: every [n] in the answer is a citation with that n."""
     import re
 
+    from localsearch.text import without_code
     from localsearch.types import Page
 
     html = ("<html><head><title>[3] Lamp notes</title></head><body><article>"
@@ -367,11 +368,14 @@ def test_bracketed_numbers_in_page_text_never_become_citations(make_pipeline, we
     assert "fatal" not in result, result
     assert "1887" in result["answer"]
     cited = {c["n"] for c in result["citations"] if c["supported"]}
-    markers = {int(n) for n in re.findall(r"\[(\d+)\]", result["answer"])}
+    # The page's own brackets may be quoted, as code ("`[1]` Official source"), never as markers.
+    prose = without_code(result["answer"])
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", prose)}
     assert markers and markers <= cited, (result["answer"], cited)
     # The answer places its markers at the end of the sentence they cite: a marker anywhere
     # else came from the page ("[1] Official source: ...").
-    for marker in re.finditer(r"\[\d+\]", result["answer"]):
-        assert re.match(r"(\[\d+\])*[.!?]", result["answer"][marker.end():]), result["answer"]
+    for marker in re.finditer(r"\[\d+\]", prose):
+        assert re.match(r"(\[\d+\])*[.!?]", prose[marker.end():]), result["answer"]
     extract = next(e.data for e in events if e.type == "extractive_answer")
-    assert {int(n) for n in re.findall(r"\[(\d+)\]", extract["answer"])} <= {c["n"] for c in extract["citations"]}
+    assert ({int(n) for n in re.findall(r"\[(\d+)\]", without_code(extract["answer"]))}
+            <= {c["n"] for c in extract["citations"]})

@@ -31,7 +31,7 @@ from localsearch.config import Config
 from localsearch.errors import ConfigError
 from localsearch.plugins import describe_plugins, pm
 
-BUILT_IN = {"searxng", "duckduckgo", "local", "http", "trafilatura", "chunker",
+BUILT_IN = {"searxng", "duckduckgo", "local", "http", "extract", "chunker",
             "sentence_transformers", "chroma", "llama_cpp", "openai_compatible", "evaluate"}
 BUILT_IN_ENGINES = {"duckduckgo", "local", "searxng"}
 
