@@ -328,6 +328,7 @@ def _with_markers(sentence: str, numbers: list[int]) -> str:
     return f"{sentence} {markers}"
 
 
+OTHER_PAGE_MARGIN = 0.03
 # A sentence that opens like this leans on the one before it ("This parameter can only be set at
 # server start." says nothing alone).
 _LEANS_BACK = re.compile(r"^(?:it|its|this|these|that|those|they|their|such|then|also|however|otherwise|"
@@ -363,7 +364,8 @@ def _quotable(i: int, candidates: list[Passage], code_wanted: bool) -> bool:
         return False  # a definition's term alone answers nothing, nor does a question
     # Without a heading path the page's structure is unknown: a line with no closing
     # punctuation is most likely a heading, which answers nothing on its own.
-    return bool(candidate.section) or candidate.text.rstrip("\"'”’)`")[-1:] in ".!?"
+    ending = neutralize_citations(candidate.text).rstrip("\"'”’)` ")[-1:]  # "Marsh.[4]" ends a sentence
+    return bool(candidate.section) or ending in ".!?"
 
 
 def _lead_in(i: int, candidates: list[Passage]) -> int | None:
@@ -420,6 +422,11 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
     code_wanted = asks_for_code(question)
     for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
         if i in used or not _quotable(i, candidates, code_wanted):
+            continue
+        # The answer keeps to the page of its best sentence: another page's sentence joins it
+        # only when it scores nearly as well (a weaker one from elsewhere is usually off topic).
+        if chosen and candidates[i].url != candidates[chosen[0][0]].url and \
+                candidates[i].score < candidates[chosen[0][0]].score - OTHER_PAGE_MARGIN:
             continue
         # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
         sentence = _readable(i, candidates, used)

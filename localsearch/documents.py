@@ -35,11 +35,21 @@ class Pages:
         return Event("page", {"url": url, "status": status, **({"reason": reason} if reason else {}), **detail})
 
 
-def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False) -> tuple[list[str], list[Event]]:
-    """The URLs that must be fetched; fresh cached pages (and, offline, missing ones) are
-    settled in ``pages`` with their events."""
+def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False,
+           pending=None) -> tuple[list[str], list[Event]]:
+    """The URLs that must be fetched; fresh cached pages, pages read but not stored yet
+    (``pending(url)``, see ``indexing``) and, offline, missing ones are settled in ``pages``
+    with their events."""
     config, now, to_fetch, events = run.config, time.time(), [], []
     for url in urls:
+        held = pending(url) if pending is not None and not refresh else None
+        if held is not None and (config.offline or now - held[0].fetched_at < config.freshness_hours * 3600):
+            # Read by an earlier question and still waiting to be stored: its passages are
+            # used as a new page's are, and it is queued again with this question's pages.
+            pages.documents[url] = held[0]
+            pages.new.append(held)
+            events.append(pages.set(url, FetchStatus.CACHED, title=held[0].title))
+            continue
         # Looked up once: the cached copy decides whether to fetch, stands in if fetching
         # again fails, and its hash tells whether fetched text needs embedding again.
         cached = pages.cached[url] = store.get_document(url)
@@ -133,14 +143,14 @@ def extract(page: Page, config) -> tuple[Document | None, str]:
 
 
 def read(urls: list[str], given: list[Page], store, policy, workers: Workers, run: Run,
-         refresh: bool = False) -> Iterator[Event]:
+         refresh: bool = False, pending=None) -> Iterator[Event]:
     """Documents for ``urls`` (plus ``given``, pages the caller already has, such as the
     browser's current page): from the page cache when fresh, else fetched and extracted.
     New text is chunked into ``Pages.new`` for the caller to store when it suits it. Yields
     events; returns ``Pages``."""
     pages = Pages()
     given_urls = {page.url for page in given}
-    to_fetch, events = lookup([u for u in urls if u not in given_urls], store, run, pages, refresh)
+    to_fetch, events = lookup([u for u in urls if u not in given_urls], store, run, pages, refresh, pending)
     yield from events
 
     yield run.start("fetch")
@@ -181,7 +191,7 @@ def read(urls: list[str], given: list[Page], store, policy, workers: Workers, ru
             changed.append(document)
         pages.documents[document.url] = document
         yield pages.set(document.url, FetchStatus.OK, title=document.title, chars=len(document.text))
-    pages.new = chunk(changed, run.config)
+    pages.new += chunk(changed, run.config)
     return pages
 
 

@@ -14,6 +14,7 @@ from . import answering, components, documents
 from .config import Config
 from .errors import ConfigError, LocalsearchError
 from .events import Run, fatal, fold_events, warning
+from .indexing import Indexer
 from .plugins import load_plugins, pm, search_engines
 from .search import EngineContext, Stragglers, search
 from .selection import Selection, select
@@ -44,6 +45,7 @@ class Pipeline:
         self._engine_warnings: list[str] = []
         self._warm = False
         self._lock = threading.Lock()
+        self.indexer = Indexer()  # stores the pages questions read, after their answers
 
     # -- components ----------------------------------------------------------------------
     @property
@@ -77,7 +79,9 @@ class Pipeline:
                 model.load()
 
     def close(self) -> None:
-        """Stop this pipeline's threads (the shared models stay loaded)."""
+        """Stop this pipeline's threads (the shared models stay loaded). Pages still waiting
+        to be stored are not: call ``indexer.drain()`` first to keep them."""
+        self.indexer.close()
         self.workers.close()
 
     def settings(self, changes: dict | None) -> Config:
@@ -96,7 +100,10 @@ class Pipeline:
         retrieval (``localsearch search``).
         """
         run = Run(self.config, cancel)
+        self.indexer.question_started()  # storing earlier pages waits until this question is done
         try:
+            for failure in self.indexer.take_failures():
+                yield warning(f"a page read earlier could not be stored in the index: {failure}", "index")
             run.config = self.settings(settings)
             conversation = _checked_conversation(conversation)
             question = (question or "").strip()
@@ -108,10 +115,16 @@ class Pipeline:
                 model, why = components.chat_model(run.config) if run.config.llm else (None, None)
                 yield from answering.answer(question, conversation, sources, chosen, pages.documents,
                                             model, why, lambda t, k: self.embed(t, k, run.config), run)
-            yield from self._store_after_answer(pages.new, run)
+            # The new pages are stored in the background, after this question and between
+            # later ones: the next question does not wait for them.
+            config = run.config
+            self.indexer.submit(pages.new, lambda texts: self.embed(texts, "passage", config),
+                                components.store(config).add_document)
             yield Event("done", {"timings": run.timings})
         except Exception as error:  # a plugin's (or our) bug ends this question, not the process
             yield fatal(error, run)
+        finally:
+            self.indexer.question_ended()
 
     def _retrieve(self, question: str, conversation: list[dict], page: Page | None, focus: str,
                   search_web: bool, run: Run):
@@ -154,7 +167,8 @@ class Pipeline:
             raise LocalsearchError("no search results for this question" + (" in the local index" if config.offline else ""))
 
         pages = yield from documents.read(urls, [page] if page is not None else [], store,
-                                          UrlPolicy.from_config(config), self.workers, run)
+                                          UrlPolicy.from_config(config), self.workers, run,
+                                          pending=self.indexer.pending)
         sources = [Source(n=i + 1, url=url, title=(pages.documents[url].title if url in pages.documents else "")
                           or titles.get(url, ""), status=pages.statuses[url][0], reason=pages.statuses[url][1])
                    for i, url in enumerate(urls)]
@@ -181,19 +195,6 @@ class Pipeline:
         stored = store.query(query_vector, config.top_k * config.candidate_factor, urls=stored_urls) if stored_urls else []
         fresh = [passage for _, chunk in pages.new for passage in chunk]
         return select(question, config, stored, fresh, query_vector, lambda t, k: self.embed(t, k, config), focus)
-
-    def _store_after_answer(self, new, run: Run) -> Iterator[Event]:
-        """The new pages' passages, embedded and stored after the answer so that it need not
-        wait; a failure here costs the index, not the answer already given."""
-        if not new:
-            return
-        yield run.start("index")
-        try:
-            documents.store_passages(new, lambda t, k: self.embed(t, k, run.config),
-                                     components.store(run.config), run)
-        except Exception as error:
-            yield warning(f"the pages read could not be stored in the index: {error}", "index")
-        yield run.end("index", documents=len(new))
 
     # -- indexing ------------------------------------------------------------------------
     def index(self, urls: list[str], *, refresh: bool = False, allow_files: bool = False,

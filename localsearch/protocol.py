@@ -70,7 +70,7 @@ MESSAGES = {
               "follow-up request sends back in `conversation`",
     "warning": "a problem that costs part of the work, not the request: `message`, `stage`",
     "status": "the server's state: `protocol`, `version`, `pid`, `running`, `waiting`, `workers`, `queue`, "
-              "`loaded` (models held), `data_dir`, `uptime`",
+              "`loaded` (models held), `indexing` (pages read, waiting to be stored), `data_dir`, `uptime`",
     "pong": "the answer to `ping`: `protocol`, `version`",
     "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request)",

@@ -10,7 +10,9 @@ session in this process.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -26,6 +28,7 @@ from .types import Event, Page
 __all__ = ["Session", "stream", "message", "events_of"]
 
 Send = Callable[[dict], bool]  # delivers one message; False once the client is gone
+STORE_BEFORE_CLOSE = 60.0  # seconds a closing server gives the pages it read to be stored
 
 
 def message(id: str | None, type: str, data: dict | None = None) -> dict:
@@ -123,11 +126,14 @@ class Session:
                 if owner is scope:
                     job.cancel.set()
 
-    def close(self) -> None:
+    def close(self, store_within: float = STORE_BEFORE_CLOSE) -> None:
+        """Stop every request; the pages read but not stored yet get ``store_within`` seconds
+        to be stored (what is left is read again when next asked for)."""
         with self._lock:
             for job in self._running.values():
                 job.cancel.set()
             self._waiting.clear()
+        self.pipeline.indexer.drain(store_within)
         self.pipeline.close()
 
     # -- inside ---------------------------------------------------------------------------
@@ -201,6 +207,7 @@ class Session:
                                          "data_dir": self.config.data_dir, "running": running, "waiting": waiting,
                                          "workers": self.config.serve_workers, "queue": self.config.serve_queue,
                                          "loaded": components.loaded(),
+                                         "indexing": self.pipeline.indexer.waiting(),
                                          "uptime": round(time.time() - self.started, 1)})
             yield message(id, "done")
         else:
@@ -261,5 +268,16 @@ def stream(request: dict, config: Config | None = None, client: str = "cli") -> 
             return remote
     key = tuple((s["name"], repr(s["value"])) for s in config.describe())
     if key not in _local:
+        if not _local:
+            atexit.register(_store_before_exit)
         _local[key] = Session(config)
     return _local[key].run(request, client)
+
+
+def _store_before_exit() -> None:
+    """A command's pages are stored before its process ends: they were read, so keep them."""
+    waiting = sum(session.pipeline.indexer.waiting() for session in _local.values())
+    if waiting and sys.stderr.isatty():
+        sys.stderr.write(f"storing {waiting} page{'s' if waiting != 1 else ''} in the local index...\n")
+    for session in _local.values():
+        session.pipeline.indexer.drain()

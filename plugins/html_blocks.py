@@ -112,12 +112,16 @@ class _Walker:
             self._definitions(element)
         elif tag in _BLOCK:
             self.flush()
-            outer = self.kind
+            outer, headings, terms, first = self.kind, list(self.headings), list(self.terms), len(self.blocks)
             if tag == "li" and outer != "definition":  # a list inside a description describes its term
                 self.kind = "item"
             self._children(element)
             self.flush()
             self.kind = outer
+            # A heading inside a box (a section, a note) heads only the box: after it, the
+            # path is what it was. A box of headings alone (DocBook's titlepage) heads what follows.
+            if any(b.kind != "heading" for b in self.blocks[first:]):
+                self.headings, self.terms = headings, terms
         elif tag == "br":
             self.inline.append(" ")
         elif tag == "sup" and _FOOTNOTE_MARK.fullmatch(element.text_content().strip()):

@@ -150,8 +150,12 @@ def test_a_failure_storing_pages_after_the_answer_costs_the_index_not_the_answer
             return Failing()
 
     with registered(FullDisk(), "full-disk"):
-        events = list(make_pipeline().ask(QUESTION))
-    result = fold_events(events)
-    assert events[-1].type == "done" and "fatal" not in result
-    assert result["citations"]
-    assert any("could not be stored in the index" in e and "No space left" in e for e in result["errors"])
+        pipeline = make_pipeline()
+        events = list(pipeline.ask(QUESTION))
+        result = fold_events(events)
+        assert events[-1].type == "done" and "fatal" not in result
+        assert result["citations"]
+        assert pipeline.indexer.drain(120)  # the pages are stored in the background: it fails there
+        later = fold_events(pipeline.ask(QUESTION))  # and the next question says so
+    assert "fatal" not in later and later["citations"]
+    assert any("could not be stored in the index" in e and "No space left" in e for e in later["errors"])
