@@ -69,6 +69,8 @@ CORE_SETTINGS = [
     Setting("keyword_weight", 0.35, "share of a sentence's score from the question's words (the rest: meaning)"),
     Setting("answer_kind_bonus", 0.15, "added to a sentence's score when it has the kind of answer the "
                                       "question asks for: a number for 'how many', a name for 'who'"),
+    Setting("section_name_bonus", 0.15, "added to a sentence's score when its section is named for something "
+                                       "the question names (max_connections, push.default, --depth, age())"),
     Setting("answer_from_evidence", True, "the model's answer stands only if what a source supports in it "
                                          "rests on the extractive answer's sentences (off: on any source sentence)"),
     Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),

@@ -168,6 +168,7 @@ def read(urls: list[str], given: list[Page], store, policy, workers: Workers, ru
 
     yield run.start("extract")
     now, extracted = time.time(), []
+    sizes = {page.url: len(page.html) for page in fetched if page.ok}
     for page in fetched:
         if not page.ok:
             continue
@@ -190,7 +191,8 @@ def read(urls: list[str], given: list[Page], store, policy, workers: Workers, ru
         else:
             changed.append(document)
         pages.documents[document.url] = document
-        yield pages.set(document.url, FetchStatus.OK, title=document.title, chars=len(document.text))
+        yield pages.set(document.url, FetchStatus.OK, title=document.title, chars=len(document.text),
+                        size=sizes.get(document.url, 0))
     pages.new += chunk(changed, run.config)
     return pages
 

@@ -87,7 +87,10 @@ def extract_document(page, config):
     """Turn a fetched ``Page`` into a ``Document`` (main text, title, date, URL).
 
     firstresult. ``None`` means this plugin cannot extract this page; if no implementation
-    can, the page is skipped and reported with status ``no content``.
+    can, the page is skipped and reported with status ``no content``. An extractor that knows
+    the page's structure lists it in ``Document.blocks`` (``Block(start, end, kind,
+    section)``: headings, paragraphs, list items, definition terms and descriptions, table
+    rows, code), which the built-in chunker follows; without blocks, text is chunked by lines.
     """
 
 
@@ -96,7 +99,9 @@ def chunk_document(document, config):
     """Split a ``Document`` into ``Passage`` objects.
 
     firstresult. Every passage must satisfy ``document.text[p.start:p.end] == p.text`` so a
-    citation can point at the exact span.
+    citation can point at the exact span. A passage's ``section`` (its heading path) is used
+    in retrieval and shown with citations; its ``kind`` (``text``, ``definition``, ``row``,
+    ``code``) decides how it is split into answer units (code is never split into sentences).
     """
 
 

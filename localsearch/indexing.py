@@ -9,8 +9,10 @@ is lost while it waits. ``drain`` waits for the queue (a one-shot command before
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +24,15 @@ __all__ = ["Indexer", "BATCH"]
 logger = logging.getLogger(__name__)
 
 BATCH = 32  # passages embedded at a time: a question that arrives waits for one batch at most
+_ALL: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit, let every indexer finish the batch in hand (see ``Indexer.close``). A command
+    that keeps its pages drains its indexer before this runs (atexit runs last-registered first)."""
+    for indexer in list(_ALL):
+        indexer.close()
 Chunked = tuple[Document, list[Passage]]
 
 
@@ -30,6 +41,7 @@ class Indexer:
     ``embed(texts)`` are given per submission (they carry that question's settings)."""
 
     def __init__(self):
+        _ALL.add(self)
         self._pending: OrderedDict[str, tuple[Chunked, Callable, Callable]] = OrderedDict()
         self._condition = threading.Condition()
         self._questions = 0  # questions running now: indexing waits while there are any
@@ -101,10 +113,15 @@ class Indexer:
             self._condition.notify_all()
             return len(dropped)
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> None:
+        """Stop after the batch in hand (what waits is dropped), waiting up to ``wait`` seconds
+        for it: a thread killed inside the embedder's native code aborts the process."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     # -- the thread -------------------------------------------------------------------------
     def _still_wanted(self, url: str, document: Document) -> bool:

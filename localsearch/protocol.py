@@ -57,12 +57,13 @@ REQUESTS: dict[str, dict[str, Field]] = {
 }
 # Messages back: every pipeline event, plus the answers to `status` and `ping`.
 MESSAGES = {
-    "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, retrieve, answer, verify, index)",
+    "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, retrieve, answer, verify; index in an `index` request)",
     "stage_end": "a stage ended: `stage`, `seconds`, and what it did (`pages`, `results`, `first_token` ...)",
     "search_results": "the fused results (`results`) and each engine's outcome (`engines`: status ok, error "
                       "or timeout, `count`, `seconds`, `error`)",
     "page": "one URL's status: `url`, `status` (ok, cached, blocked, timeout, too large, not HTML, HTTP error, "
-            "redirect loop, error, no content), `reason`, `title`",
+            "redirect loop, error, no content), `reason`, `title`; read pages also `chars` (of text) and `size` "
+            "(characters of HTML)",
     "sources": "the numbered `sources` and the best `passages` (all a `search` request returns)",
     "extractive_answer": "the answer made of the best source sentences, in the `answer` shape, at once",
     "answer_delta": "a piece of the model's answer as it is written (`text`), not yet checked",

@@ -7,10 +7,11 @@ embedder), so it can be read, tested and measured alone.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from .citations import asked_for, gives
-from .text import dot, keyword_scores, split_sentences
+from .text import bm25_scores, dot, keyword_scores, split_sentences
 from .types import Passage
 
 __all__ = ["Selection", "select", "answer_units"]
@@ -43,7 +44,7 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     # passage of five pages takes seconds): their passages are picked by words, their section
     # headings included ("max_connections" names the section that answers about it), and
     # every sentence of those picked is embedded before the answer.
-    by_words = keyword_scores(words_of, [f"{p.section} {p.text}" for p in fresh])
+    by_words = bm25_scores(words_of, [f"{p.section} {p.text}" for p in fresh])
     ranked = sorted(range(len(fresh)), key=lambda i: -by_words[i])
     passages = list(stored) + [dataclasses.replace(fresh[i], score=None)
                                for i in ranked[: config.top_k * config.candidate_factor]]
@@ -72,7 +73,7 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
             norm = sum(x * x for x in centroid) ** 0.5 or 1.0
             passage.score = round(dot(query_vector, centroid) / norm, 4) if centroid else 0.0
 
-    weight, kind = config.keyword_weight, asked_for(question)
+    weight, kind, names = config.keyword_weight, asked_for(question), _names(question)
     for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
         # Meaning alone ranks the page's lead sentence first for every question about the
         # page; the question's rarer words find the sentence that answers this one.
@@ -82,6 +83,10 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
         # that best restates the question.
         if kind and gives(kind, question, candidate.text):
             candidate.score += config.answer_kind_bonus
+        # A question that names a setting, option or function is answered in the section
+        # named for it, not in the other pages that mention it in passing.
+        if names and names & _names(candidate.section.rsplit(" › ", 1)[-1]):
+            candidate.score += config.section_name_bonus
         candidate.score = round(candidate.score, 4)
 
     best = [0.0] * len(passages)
@@ -126,3 +131,13 @@ def _near_section(passage: Passage) -> str:
 def _in_section(passage: Passage) -> str:
     section = _near_section(passage)
     return f"{section}: {passage.text}" if section else passage.text
+
+
+# What names a thing in technical text: an identifier with separators (max_connections,
+# push.default, pg_dump, git-gc), an option (-j, --depth) or a call (age()).
+_NAME = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:[_.:-]\w+)+(?:\(\))?|[A-Za-z_]\w*\(\))")
+
+
+def _names(text: str) -> set[str]:
+    """The technical names ``text`` mentions, lower-cased, without a call's brackets."""
+    return {name.lower().removesuffix("()") for name in _NAME.findall(text.replace("`", ""))}

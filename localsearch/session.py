@@ -268,9 +268,9 @@ def stream(request: dict, config: Config | None = None, client: str = "cli") -> 
             return remote
     key = tuple((s["name"], repr(s["value"])) for s in config.describe())
     if key not in _local:
-        if not _local:
-            atexit.register(_store_before_exit)
         _local[key] = Session(config)
+        if len(_local) == 1:  # after the indexer's own exit handler, so that this one runs first
+            atexit.register(_store_before_exit)
     return _local[key].run(request, client)
 
 

@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "stem"]
+           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -185,3 +185,28 @@ def keyword_scores(question: str, texts: list[str]) -> list[float]:
     weight = {w: math.log(1 + len(texts) / (1 + sum(w in bag for bag in bags))) for w in wanted}
     total = sum(weight.values()) or 1.0
     return [sum(weight[w] for w in bag) / total for bag in bags]
+
+
+def bm25_scores(question: str, texts: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Okapi BM25 of each text for the question's content words (stemmed), the texts being
+    the collection: a word counts more the rarer it is among them, with diminishing returns
+    for repeats, and a long text does not win merely by being long."""
+    import math
+
+    wanted = keywords(question)
+    if not wanted or not texts:
+        return [0.0] * len(texts)
+    bags = []
+    for text in texts:
+        counts: dict[str, int] = {}
+        words = [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+        for word in words:
+            if word in wanted:
+                counts[word] = counts.get(word, 0) + 1
+        bags.append((counts, len(words)))
+    average = sum(length for _, length in bags) / len(bags) or 1.0
+    n = len(texts)
+    idf = {w: math.log(1 + (n - df + 0.5) / (df + 0.5))
+           for w in wanted for df in [sum(w in counts for counts, _ in bags)]}
+    return [sum((idf[w] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average)) for w, tf in counts.items()),
+                0.0) for counts, length in bags]

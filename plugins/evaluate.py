@@ -17,6 +17,7 @@ import click
 
 from localsearch import hookimpl
 from localsearch.errors import LocalsearchError
+from localsearch.text import CITATION_RE, citation_numbers, without_code
 
 __all__ = ["load_questions", "evaluate"]
 
@@ -40,9 +41,26 @@ def load_questions(path: str, base_url: str = "") -> list[dict]:
     return questions
 
 
-def score(item: dict, result: dict, seconds: float) -> dict:
-    """One question's figures from its folded ``ask`` result."""
+def _unbacked_markers(result: dict) -> int:
+    """``[n]`` markers in the answer's prose that no supported citation of source n backs."""
+    backed = {c["n"] for c in result.get("citations", []) if c["supported"]}
+    prose = without_code(result.get("answer", ""))
+    return sum(n not in backed for group in CITATION_RE.findall(prose) for n in citation_numbers(group))
+
+
+def _fabricated_urls(result: dict) -> int:
+    """URLs in the answer that are neither a source nor in a quote of the page it cites."""
+    known = {s["url"] for s in result.get("sources", [])}
+    quoted = " ".join(c["quote"] for c in result.get("citations", []))
+    return sum(url.rstrip(".,;:!?)") not in known and url not in quoted
+               for url in re.findall(r"https?://[^\s<>\[\]()`\"']+", result.get("answer", "")))
+
+
+def score(item: dict, result: dict, seconds: float, stamps: dict | None = None) -> dict:
+    """One question's figures from its folded ``ask`` result (and, given ``stamps``, when the
+    pages arrived, when the first answer came, and the pages' sizes)."""
     cited = list(dict.fromkeys(c["url"] for c in result.get("citations", [])))
+    stamps = stamps or {}
     return {
         "question": item["question"],
         "answer": result.get("answer", ""),
@@ -57,6 +75,11 @@ def score(item: dict, result: dict, seconds: float) -> dict:
         "seconds": round(seconds, 3),
         "prompt_tokens": result.get("usage", {}).get("prompt_tokens"),
         "first_token": result.get("usage", {}).get("first_token"),
+        "unbacked_markers": _unbacked_markers(result),
+        "fabricated_urls": _fabricated_urls(result),
+        "stages": dict(result.get("timings", {})),
+        "after_pages": stamps.get("after_pages"),  # pages arrived -> the first answer event
+        "page_sizes": stamps.get("page_sizes", []),  # characters of HTML of each page read
     }
 
 
@@ -76,12 +99,26 @@ def summarize(rows: list[dict]) -> dict:
         "median_prompt_tokens": _median([r["prompt_tokens"] for r in rows]),
         "median_first_token_seconds": _median([r["first_token"] for r in rows]),
         "p90_seconds": round(seconds[min(len(seconds) - 1, int(0.9 * len(seconds)))], 3),
+        "median_after_pages_seconds": _median([r["after_pages"] for r in rows]),
+        "median_stage_seconds": {stage: _median([r["stages"].get(stage) for r in rows])
+                                 for stage in dict.fromkeys(s for r in rows for s in r["stages"])},
+        "page_chars_median": _median([size for r in rows for size in r["page_sizes"]]),
+        "page_chars_max": max((size for r in rows for size in r["page_sizes"]), default=None),
+        "unbacked_markers": sum(r["unbacked_markers"] for r in rows),
+        "fabricated_urls": sum(r["fabricated_urls"] for r in rows),
     }
 
 
 def _median(values):
     known = [v for v in values if v is not None]
     return round(statistics.median(known), 3) if known else None
+
+
+def _stamps(stamped: list) -> dict:
+    fetched = next((t for t, e in stamped if e.type == "stage_end" and e.data.get("stage") == "fetch"), None)
+    first = next((t for t, e in stamped if e.type in ("extractive_answer", "answer")), None)
+    return {"after_pages": round(first - fetched, 3) if fetched is not None and first is not None else None,
+            "page_sizes": [e.data["size"] for _, e in stamped if e.type == "page" and "size" in e.data]}
 
 
 def evaluate(ask, questions: list[dict], progress=None) -> dict:
@@ -91,8 +128,9 @@ def evaluate(ask, questions: list[dict], progress=None) -> dict:
     rows = []
     for item in questions:
         started = time.perf_counter()
-        result = fold_events(ask(item["question"]))
-        rows.append(score(item, result, time.perf_counter() - started))
+        stamped = [(time.perf_counter(), event) for event in ask(item["question"])]
+        result = fold_events(event for _, event in stamped)
+        rows.append(score(item, result, time.perf_counter() - started, _stamps(stamped)))
         if progress:
             progress(rows[-1])
     return {"summary": summarize(rows), "questions": rows}

@@ -213,3 +213,45 @@ def test_keyword_scores_favour_the_questions_rarer_words():
     assert scores[2] == max(scores) and scores[2] > 2 * scores[0]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert keyword_scores("the of and", sentences) == [0.0, 0.0, 0.0]
+
+
+def test_bm25_prefers_rare_words_and_does_not_reward_length_alone():
+    from localsearch.text import bm25_scores
+
+    texts = ["max_connections (integer) Determines the maximum number of concurrent connections.",
+             "The server accepts connections. " * 20,
+             "Unrelated text about vacuum and analyze."]
+    scores = bm25_scores("What is the default of max_connections?", texts)
+    assert scores[0] == max(scores) and scores[2] == 0.0
+    # The same words in a text padded with twenty other sentences count for less.
+    short, padded = bm25_scores("vacuum analyze", ["Run vacuum and analyze.",
+                                                    "Run vacuum and analyze. " + "Other words here. " * 20])
+    assert short > padded > 0
+    assert bm25_scores("the of and", texts) == [0.0, 0.0, 0.0]
+
+
+def test_a_question_naming_a_setting_finds_the_section_named_for_it():
+    from localsearch.config import Config
+    from localsearch.plugins import pm
+    from localsearch.selection import _names, select
+    from localsearch.types import Passage
+
+    assert _names("What is the default of max_connections? And `push.default`, --depth, -j, age()?") == \
+        {"max_connections", "push.default", "--depth", "-j", "age"}
+    question = "What is the default value of max_connections in PostgreSQL?"
+    embed = pm.hook.embedder(config=Config.load()).embed
+    passages = [Passage(url="https://a.example/server", start=0, end=98, kind="definition",
+                        section="Options › -N max-connections",
+                        text="Sets the maximum number of client connections; the default is chosen by initdb."),
+                Passage(url="https://b.example/config", start=0, end=80, kind="definition",
+                        section="Connection Settings › max_connections (integer)",
+                        text="The default is typically 100 connections, but might be less.")]
+    query = embed([question], "query")[0]
+
+    def best(bonus):
+        chosen = select(question, Config.load(overrides={"section_name_bonus": bonus}), [], passages, query, embed)
+        return {c.url: c.score for c in chosen.candidates}
+
+    without, with_bonus = best(0.0), best(0.15)
+    assert with_bonus["https://b.example/config"] == pytest.approx(without["https://b.example/config"] + 0.15, abs=1e-3)
+    assert with_bonus["https://a.example/server"] == without["https://a.example/server"]  # "max-connections" is another name
