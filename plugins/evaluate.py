@@ -130,10 +130,21 @@ def evaluate(ask, questions: list[dict], progress=None) -> dict:
         started = time.perf_counter()
         stamped = [(time.perf_counter(), event) for event in ask(item["question"])]
         result = fold_events(event for _, event in stamped)
-        rows.append(score(item, result, time.perf_counter() - started, _stamps(stamped)))
+        ended = stamped[-1][0] if stamped else time.perf_counter()  # the last event, not what follows it
+        rows.append(score(item, result, ended - started, _stamps(stamped)))
         if progress:
             progress(rows[-1])
     return {"summary": summarize(rows), "questions": rows}
+
+
+def _settle(run_request, timeout: float = 600.0) -> None:
+    """Wait until the pages read so far are stored (by this process or the server)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = next((e.data for e in run_request("status")[1] if e.type == "status"), {})
+        if not status.get("indexing"):
+            return
+        time.sleep(0.2)
 
 
 @hookimpl(trylast=True)
@@ -147,13 +158,18 @@ def register_commands(cli):
     @click.option("--no-llm", is_flag=True, help="Evaluate the extractive answer only.")
     @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON: the summary and every question.")
-    def evaluate_command(path, engines, searxng_url, max_pages, top_k, offline, base_url, no_llm, limit, as_json):
+    @click.option("--settle", is_flag=True, help="Let each question's pages be stored before the next one "
+                  "(as while a person reads the answer); without it, questions follow at once.")
+    def evaluate_command(path, engines, searxng_url, max_pages, top_k, offline, base_url, no_llm, limit, as_json,
+                         settle):
         """Measure answers against FILE.jsonl: accuracy, citation precision, support, latency."""
         questions = load_questions(path, base_url or searxng_url or "")[:limit]
         settings = retrieval_settings(engines, searxng_url, max_pages, top_k, offline, llm=False if no_llm else None)
 
         def ask(question):  # without a server, one session in this process serves every question
-            return run_request("ask", settings, question=question)[1]
+            yield from run_request("ask", settings, question=question)[1]
+            if settle:
+                _settle(run_request)
 
         def progress(row):
             if not as_json:
