@@ -128,10 +128,26 @@ def _facts(sentence: str, common: set[str] | frozenset[str] = frozenset()) -> li
     ordinary: those the sources and the question write in lower case).
     """
     words = _TERM.findall(_LIST_NUMBER.sub("", sentence))
-    return list(dict.fromkeys(
-        word for position, word in enumerate(words)
-        if word[0].isdigit() or (word[0].isupper() and len(word) > 2 and (
-            position > 0 or (word.lower() not in _OPENERS and word.lower() not in common)))))
+    names = [word for position, word in enumerate(words)
+             if word[0].isdigit() or (word[0].isupper() and len(word) > 2 and (
+                 position > 0 or (word.lower() not in _OPENERS and word.lower() not in common)))]
+    # A technical name is a name too, whatever its case: `date_trunc`, /etc/hostname, --depth.
+    return list(dict.fromkeys(names + _code_terms(sentence)))
+
+
+# An identifier with separators (max_connections, push.default, systemd-system.conf), a path
+# (/etc/hostname), an option (--depth, -j) or a call (age()); or anything in backticks.
+_CODE_TERM = re.compile(r"`([^`\n]+)`|(?<![\w/.-])(?:--?[A-Za-z][\w-]*|/?[A-Za-z_][\w]*(?:[_./:-][\w]+)+|"
+                        r"[A-Za-z_]\w*\(\))")
+
+
+def _code_terms(sentence: str) -> list[str]:
+    terms = []
+    for match in _CODE_TERM.finditer(sentence):
+        term = (match.group(1) or match.group()).strip()
+        if term and (match.group(1) or not re.fullmatch(r"[A-Za-z]+(?:-[A-Za-z]+)*", term)):
+            terms.append(term.removesuffix("()"))  # not a plain hyphenated word ("well-known")
+    return terms
 
 
 def _lower_case_words(*texts: str) -> set[str]:
@@ -145,8 +161,10 @@ def _absent(facts: list[str], text: str) -> list[str]:
         return []
     known = _terms(text)
     stems = {stem(term) for term in known}
+    folded = text.replace("`", "").lower()
     return [fact for fact in facts
-            if fact.replace(",", "").lower() not in known and stem(fact.lower()) not in stems]
+            if (fact.lower() not in folded if re.search(r"[^\w,]", fact) else
+                fact.replace(",", "").lower() not in known and stem(fact.lower()) not in stems)]
 
 
 # What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
@@ -214,8 +232,9 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
 
     It may not when no source supports any of it; when the supported sentences do not give
     what the question asks for (see ``unanswered``); or, given ``evidence`` (the extractive
-    answer's citations: the best-ranked sentences), when a supported sentence rests on any
-    other sentence. A small model that strays from the best evidence has usually picked up the
+    answer's citations: the best-ranked sentences), when they name or number nothing the
+    question does not (a restatement), or when a supported sentence rests on any other
+    sentence. A small model that strays from the best evidence has usually picked up the
     wrong date or name from elsewhere on the page ("first lit on 2 March 2024", the day it
     reopened), and the similarity check cannot tell.
     """
@@ -226,6 +245,10 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
     if lacking:
         return f"the sentences a source supports do not give {lacking} the question asks for"
     if evidence is not None:
+        # "The server logs every query that runs longer than a given time" restates the
+        # question: on the short leash, an answer names or numbers something it does not.
+        if not any(_absent(_facts(c.sentence), question) for c in supported):
+            return "the model's answer names nothing the question does not"
         best = {(c.url, c.start, c.end) for c in evidence}
         strays = [c.sentence for c in supported if (c.url, c.start, c.end) not in best]
         if strays:

@@ -128,6 +128,25 @@ def test_a_model_answer_stands_only_if_a_supported_sentence_answers(embed):
     assert why_not_standing(keeper, restated) == "the sentences a source supports do not give a name the question asks for"
     invented = ground("Bananas are an excellent source of potassium for athletes.", embed)
     assert why_not_standing(keeper, invented) == "no source supports the model's answer"
+    # On the short leash (given the extractive answer's evidence), a restatement does not stand.
+    how = "How was the lighthouse kept burning?"
+    restated = ground("The lighthouse lamp was kept burning for years [1].", embed)
+    evidence = [c for c in restated.citations if c.supported]
+    assert evidence and why_not_standing(how, restated) == ""
+    assert why_not_standing(how, restated, evidence=evidence) == "the model's answer names nothing the question does not"
+    assert why_not_standing(keeper, grounded, evidence=[c for c in grounded.citations if c.supported]) == ""
+
+
+def test_code_names_and_paths_are_facts_a_source_must_hold():
+    from localsearch.citations import _facts
+
+    assert _facts("The function `date_to_timestamp` does it.") == ["date_to_timestamp"]
+    assert _facts("Use --depth 1 or -j 4, see push.default, age() and /etc/hostname.")[1:] == \
+        ["1", "4", "--depth", "-j", "push.default", "age", "/etc/hostname"]
+    assert _facts("A well-known co-op.") == []
+    assert missing_facts("It is stored in `systemd-system.conf`.", "The name is stored in /etc/hostname.") == \
+        ["systemd-system.conf"]
+    assert missing_facts("It is stored in /etc/hostname.", "The name is stored in \"`/etc/hostname`\".") == []
 
 
 def test_the_sentence_with_the_kind_of_answer_asked_for_ranks_higher(make_pipeline):
