@@ -102,7 +102,13 @@ class _Walker:
             self.flush()
             code = element.text_content().expandtabs().rstrip()
             code = "\n".join(line.rstrip() for line in code.lstrip("\n").splitlines())
-            if code.strip():
+            if code.strip() and _prose(code):
+                # Plain text laid out in <pre> (a mail, a howto): its paragraphs are prose.
+                for paragraph in re.split(r"\n\s*\n", code):
+                    text = _SPACE.sub(" ", paragraph).strip()
+                    if text:
+                        self.blocks.append(Block(self.kind, text, self.path()))
+            elif code.strip():
                 self.blocks.append(Block("code", code, self.path()))
         elif tag == "table":
             self.flush()
@@ -231,6 +237,24 @@ class _Walker:
             else:
                 parts = [t for t in texts if t]
             self.blocks.append(Block("row", " | ".join(parts), self.path()))
+
+
+_CODE_MARKS = set("{}[]();=<>$#|\\_*&`~")
+
+
+def _prose(text: str) -> bool:
+    """Whether a ``<pre>`` holds prose rather than code or output: a few lines of many words
+    each, mostly letters, with almost none of the marks code is made of."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 3:
+        return False
+    marks = sum(ch in _CODE_MARKS for ch in text) / len(text)
+    visible = [ch for ch in text if not ch.isspace()]
+    letters = sum(ch.isalpha() for ch in visible) / len(visible)  # not numbers, hashes, output
+    words_per_line = sum(len(line.split()) for line in lines) / len(lines)
+    prompts = sum(line.lstrip()[:1] in "#$>%;" for line in lines) / len(lines)  # comments, shell, psql
+    sentences = len(re.findall(r"[a-z][.!?](?:\s|$)", text))
+    return marks < 0.01 and letters >= 0.8 and words_per_line >= 7 and prompts <= 0.1 and sentences >= 1
 
 
 def _inline_text(element) -> str:

@@ -127,3 +127,20 @@ def test_a_real_manual_keeps_its_definitions():
     assert "\n" not in document.text[port.start:port.end]
     passages = pm.hook.chunk_document(document=document, config=Config.load())
     assert all(p.section for p in passages)
+
+
+def test_prose_laid_out_in_pre_is_prose_and_code_stays_code(config):
+    mail = ("When examined, we find that code changes made before the revert are\n"
+            "not in the master branch, but code changes made after the revert are in\n"
+            "the master branch. This is because the revert undid the data of the merge.\n\n"
+            "So the merge will still exist, and it will still be seen as joining the\n"
+            "two branches together, and future merges will see that merge as the last shared state.")
+    shell = "$ git revert -m 1 HEAD\n$ git log --oneline -3\n# then push the revert to everyone"
+    html = (f"<html><head><title>Reverting a faulty merge</title></head><body><main>"
+            f"<pre>{mail}</pre><pre>{shell}</pre></main></body></html>")
+    blocks = blocks_of(extract(html, config))
+    assert ("text", "When examined, we find that code changes made before the revert are not in the master "
+                    "branch, but code changes made after the revert are in the master branch. This is because "
+                    "the revert undid the data of the merge.", "") in blocks
+    assert [kind for kind, _, _ in blocks] == ["text", "text", "code"]
+    assert blocks[2][1] == shell

@@ -86,10 +86,18 @@ def test_index_lives_in_a_chroma_server(make_pipeline, web, home, chroma_server)
 
 
 def test_answer_from_an_openai_compatible_server(make_pipeline, web, llama_server):
-    result = fold_events(make_pipeline(llm=True, llm_url=llama_server).ask(QUESTION))
+    events = list(make_pipeline(llm=True, llm_url=llama_server).ask(QUESTION))
+    result = fold_events(events)
     assert "fatal" not in result, result
-    assert result["model"] == llama_server and not result["extractive"]
-    assert result["answer"].strip() and result["errors"] == []
+    # The server wrote the answer, streamed; it stands only if checked against the sources
+    # (the small model's answer often does not), and the reason is given when it does not.
+    streamed = "".join(e.data["text"] for e in events if e.type == "answer_delta")
+    assert streamed.strip() and result["model"] == llama_server
+    if result["extractive"]:
+        assert any("so the extractive answer stands (the model wrote:" in e for e in result["errors"])
+    else:
+        assert result["errors"] == [] and any(c["supported"] for c in result["citations"])
+    assert result["answer"].strip()
     urls = {s["url"] for s in result["sources"]}
     assert all(c["url"] in urls for c in result["citations"])
 
