@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import (CITATION_RE, STOPWORDS, citation_numbers, dot, neutralize_citations, outside_code, split_sentences,
-                   stem, without_code)
+from .text import (CITATION_RE, STOPWORDS, citation_numbers, code_terms, dot, neutralize_citations, outside_code,
+                   split_sentences, stem, without_code)
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "extractive_answer", "sanitize_answer_text", "missing_facts", "unanswered", "asked_for",
@@ -132,22 +132,7 @@ def _facts(sentence: str, common: set[str] | frozenset[str] = frozenset()) -> li
              if word[0].isdigit() or (word[0].isupper() and len(word) > 2 and (
                  position > 0 or (word.lower() not in _OPENERS and word.lower() not in common)))]
     # A technical name is a name too, whatever its case: `date_trunc`, /etc/hostname, --depth.
-    return list(dict.fromkeys(names + _code_terms(sentence)))
-
-
-# An identifier with separators (max_connections, push.default, systemd-system.conf), a path
-# (/etc/hostname), an option (--depth, -j) or a call (age()); or anything in backticks.
-_CODE_TERM = re.compile(r"`([^`\n]+)`|(?<![\w/.-])(?:--?[A-Za-z][\w-]*|/?[A-Za-z_][\w]*(?:[_./:-][\w]+)+|"
-                        r"[A-Za-z_]\w*\(\))")
-
-
-def _code_terms(sentence: str) -> list[str]:
-    terms = []
-    for match in _CODE_TERM.finditer(sentence):
-        term = (match.group(1) or match.group()).strip()
-        if term and (match.group(1) or not re.fullmatch(r"[A-Za-z]+(?:-[A-Za-z]+)*", term)):
-            terms.append(term.removesuffix("()"))  # not a plain hyphenated word ("well-known")
-    return terms
+    return list(dict.fromkeys(names + code_terms(sentence)))
 
 
 def _lower_case_words(*texts: str) -> set[str]:

@@ -7,11 +7,10 @@ embedder), so it can be read, tested and measured alone.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 
 from .citations import asked_for, gives
-from .text import bm25_scores, dot, keyword_scores, split_sentences
+from .text import bm25_scores, code_terms, dot, keyword_scores, split_sentences
 from .types import Passage
 
 __all__ = ["Selection", "select", "answer_units"]
@@ -129,11 +128,6 @@ def _near_section(passage: Passage) -> str:
     return " › ".join(passage.section.split(" › ")[-2:]) if passage.section else ""
 
 
-# What names a thing in technical text: an identifier with separators (max_connections,
-# push.default, pg_dump, git-gc), an option (-j, --depth) or a call (age()).
-_NAME = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:[_.:-]\w+)+(?:\(\))?|[A-Za-z_]\w*\(\))")
-
-
 def _names(text: str) -> set[str]:
-    """The technical names ``text`` mentions, lower-cased, without a call's brackets."""
-    return {name.lower().removesuffix("()") for name in _NAME.findall(text.replace("`", ""))}
+    """The technical names ``text`` mentions (see ``code_terms``), lower-cased."""
+    return {name.lower() for name in code_terms(text)}

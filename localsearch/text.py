@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem"]
+           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem", "code_terms"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
@@ -210,3 +210,20 @@ def bm25_scores(question: str, texts: list[str], k1: float = 1.2, b: float = 0.7
            for w in wanted for df in [sum(w in counts for counts, _ in bags)]}
     return [sum((idf[w] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average)) for w, tf in counts.items()),
                 0.0) for counts, length in bags]
+
+
+# An identifier with separators (max_connections, push.default, systemd-system.conf), a path
+# (/etc/hostname), an option (--depth, -j) or a call (age()); or anything in backticks.
+_CODE_TERM = re.compile(r"`([^`\n]+)`|(?<![\w/.-])(?:--?[A-Za-z][\w-]*|/?[A-Za-z_][\w]*(?:[_./:-][\w]+)+|"
+                        r"[A-Za-z_]\w*\(\))")
+
+
+def code_terms(sentence: str) -> list[str]:
+    """The technical names of ``sentence``: identifiers with separators, paths, options, calls
+    (without their brackets) and whatever is in backticks."""
+    terms = []
+    for match in _CODE_TERM.finditer(sentence):
+        term = (match.group(1) or match.group()).strip()
+        if term and (match.group(1) or not re.fullmatch(r"[A-Za-z]+(?:-[A-Za-z]+)*", term)):
+            terms.append(term.removesuffix("()"))  # not a plain hyphenated word ("well-known")
+    return terms
