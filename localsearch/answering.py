@@ -7,7 +7,8 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-from .citations import extractive_answer, ground_answer, sanitize_answer_text, why_not_standing
+from .citations import ground_answer, sanitize_answer_text, why_not_standing
+from .extractive import extractive_answer
 from .errors import Cancelled
 from .events import Run, warning
 from .plugins import pm

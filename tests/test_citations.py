@@ -274,7 +274,7 @@ def _footnoted_candidates():
 
 
 def test_the_extractive_answer_carries_no_marker_from_page_text():
-    from localsearch.citations import extractive_answer
+    from localsearch.extractive import extractive_answer
     from localsearch.text import CITATION_RE, citation_numbers, without_code
 
     answer = extractive_answer("When was it first lit?", SOURCES, _footnoted_candidates())

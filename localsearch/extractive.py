@@ -1,0 +1,136 @@
+"""The extractive answer: the best-ranked source sentences, each made readable on its own and
+cited. It needs no model, comes at once, and stands whenever the model's answer does not.
+
+A sentence is quoted with what it needs to be read alone: a definition with its term, a
+sentence that leans back with the one before it, a list item with its introduction, a
+sentence ending in a colon with what it introduces; code only when the question asks for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .citations import asks_for_code, make_citation, with_markers
+from .text import neutralize_citations
+from .types import Answer, Passage, Source
+
+__all__ = ["extractive_answer"]
+
+OTHER_PAGE_MARGIN = 0.03
+# A sentence that opens like this leans on the one before it ("This parameter can only be set at
+# server start." says nothing alone).
+_LEANS_BACK = re.compile(r"^(?:it|its|this|these|that|those|they|their|such|then|also|however|otherwise|"
+                         r"in (?:this|that|which) case|in addition|the former|the latter|here)\b", re.I)
+
+
+def _term(candidate: Passage) -> str:
+    """The term a definition's sentence describes: the last part of its heading path."""
+    return candidate.section.rsplit(" › ", 1)[-1] if candidate.kind == "definition" and candidate.section else ""
+
+
+def _follows(i: int, candidates: list[Passage]) -> int | None:
+    """The candidate right after ``i`` on its page (what "is equivalent to:" introduces)."""
+    after = candidates[i + 1] if i + 1 < len(candidates) else None
+    if after is not None and after.url == candidates[i].url and 0 <= after.start - candidates[i].end <= 2:
+        return i + 1
+    return None
+
+
+def _quotable(i: int, candidates: list[Passage], code_wanted: bool) -> bool:
+    """Whether candidate ``i`` can be an answer sentence on its own. Code is quoted only for a
+    question that asks for it (see ``asks_for_code``); a sentence that ends in a colon only
+    with what it introduces."""
+    candidate = candidates[i]
+    words = candidate.text.replace("`", "").split()
+    if candidate.kind == "code":
+        return code_wanted
+    if candidate.kind == "row":
+        return len(words) >= 1
+    if candidate.text.rstrip().endswith(":") and _follows(i, candidates) is None:
+        return False
+    if len(words) < 4 or " ".join(words) == _term(candidate) or candidate.text.rstrip()[-1:] == "?":
+        return False  # a definition's term alone answers nothing, nor does a question
+    # Without a heading path the page's structure is unknown: a line with no closing
+    # punctuation is most likely a heading, which answers nothing on its own.
+    ending = neutralize_citations(candidate.text).rstrip("\"'”’)` ")[-1:]  # "Marsh.[4]" ends a sentence
+    return bool(candidate.section) or ending in ".!?"
+
+
+def _lead_in(i: int, candidates: list[Passage]) -> int | None:
+    """The sentence candidate ``i`` needs before it to read on its own: for a sentence that
+    leans back ("This parameter ..."), the one just before it; for a list item, the sentence
+    that introduces the list ("Its features are:"), a few items back."""
+    chain = i
+    for _ in range(12):
+        before = candidates[chain - 1] if chain > 0 else None
+        if before is None or before.url != candidates[chain].url or not 0 <= candidates[chain].start - before.end <= 2:
+            return None
+        if before.text.rstrip().endswith(":"):
+            return chain - 1
+        if candidates[i].text.rstrip()[-1:] in ".!?":  # a sentence of prose leans on the one just before
+            return chain - 1
+        if before.text.rstrip()[-1:] in ".!?":  # a list item, but the list has no introduction
+            return None
+        chain -= 1
+    return None
+
+
+def _readable(i: int, candidates: list[Passage], used: set[int]) -> str:
+    """Candidate ``i`` as an answer says it: code fenced; a description with the term it
+    describes; a sentence that leans on the one before it, or a list item, with what it needs
+    (see ``_lead_in``) unless the answer already says that. Adds what it quotes to ``used``."""
+    candidate = candidates[i]
+    used.add(i)
+    if candidate.kind == "code":
+        return f"\n```\n{candidate.text}\n```"
+    sentence = neutralize_citations(candidate.text, keep_as_code=True).strip()
+    leans = _LEANS_BACK.match(sentence) or (candidate.kind != "row" and sentence[-1:] not in ".!?")
+    lead = _lead_in(i, candidates) if leans else None
+    if lead is not None and lead not in used:
+        used.add(lead)
+        sentence = f"{neutralize_citations(candidates[lead].text, keep_as_code=True).strip()} {sentence}"
+    after = _follows(i, candidates) if sentence.endswith(":") else None
+    if after is not None and after not in used:
+        used.add(after)
+        then = candidates[after]
+        sentence += f"\n```\n{then.text}\n```" if then.kind == "code" else \
+            f" {neutralize_citations(then.text, keep_as_code=True).strip()}"
+    term = _term(candidate)
+    if term and term.lower() not in sentence.replace("`", "").lower():
+        sentence = f"{term}: {sentence}"
+    return sentence
+
+
+def extractive_answer(question: str, sources: list[Source], candidates: list[Passage],
+                      max_sentences: int = 3) -> Answer:
+    """The best-matching source sentences, each cited: an answer that needs no LLM."""
+    by_url = {s.url: s for s in sources}
+    answer = Answer(question=question, sources=sources, extractive=True)
+    chosen, seen, used = [], set(), set()
+    code_wanted = asks_for_code(question)
+    for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
+        if i in used or not _quotable(i, candidates, code_wanted):
+            continue
+        # The answer keeps to the page of its best sentence: another page's sentence joins it
+        # only when it scores nearly as well (a weaker one from elsewhere is usually off topic).
+        if chosen and candidates[i].url != candidates[chosen[0][0]].url and \
+                candidates[i].score < candidates[chosen[0][0]].score - OTHER_PAGE_MARGIN:
+            continue
+        # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
+        sentence = _readable(i, candidates, used)
+        key = sentence.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append((i, sentence))
+        if len(chosen) == max_sentences:
+            break
+    parts = []
+    for i, sentence in chosen:
+        candidate, source = candidates[i], by_url[candidates[i].url]
+        # The quote stays the page's exact text (start:end); the answer says it without the page's markers.
+        answer.citations.append(make_citation(source.n, source, candidate, sentence, candidate.score, True))
+        fenced = sentence.rstrip().endswith("```")  # code: the marker goes on the line after it
+        parts.append(f"{sentence.rstrip()}\n[{source.n}]\n" if fenced else with_markers(sentence, [source.n]) + " ")
+    answer.text = "".join(parts).strip()
+    return answer
