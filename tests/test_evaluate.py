@@ -42,3 +42,20 @@ def test_evaluation_of_the_extractive_answers(make_pipeline, web):
         assert row["correct"] == bool(next(q for q in questions if q["question"] == row["question"])["pattern"]
                                       .search(row["answer"]))
     json.dumps(report)  # the --json output is plain JSON
+    # Timing from the pages to the first answer, each stage, and the sizes of the pages read.
+    assert 0 < summary["median_after_pages_seconds"] < summary["median_seconds"]
+    assert {"search", "fetch", "extract", "retrieve"} <= set(summary["median_stage_seconds"])
+    assert summary["page_chars_max"] >= summary["page_chars_median"] > 1000
+    assert summary["unbacked_markers"] == 0 and summary["fabricated_urls"] == 0
+
+
+def test_markers_without_a_citation_and_urls_from_nowhere_are_counted():
+    from localsearch_plugins.evaluate import score
+
+    item = {"question": "q", "pattern": __import__("re").compile("x"), "gold": ["https://a.example/"]}
+    result = {"answer": "It was 1887 [1]. See https://evil.example/x and [2]. Code `xs[3]` is fine.",
+              "citations": [{"n": 1, "url": "https://a.example/", "supported": True, "quote": "lit in 1887"}],
+              "sources": [{"n": 1, "url": "https://a.example/"}, {"n": 2, "url": "https://b.example/"}]}
+    row = score(item, result, 1.0)
+    assert row["unbacked_markers"] == 1  # [2] has no supported citation; `xs[3]` is code
+    assert row["fabricated_urls"] == 1
