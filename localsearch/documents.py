@@ -41,9 +41,15 @@ def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False
     (``pending(url)``, see ``indexing``) and, offline, missing ones are settled in ``pages``
     with their events."""
     config, now, to_fetch, events = run.config, time.time(), [], []
+
+    def usable(document: Document | None) -> bool:
+        """A copy that stands in for fetching: one read recently enough, or any, offline."""
+        return document is not None and not refresh and (
+            config.offline or now - document.fetched_at < config.freshness_hours * 3600)
+
     for url in urls:
-        held = pending(url) if pending is not None and not refresh else None
-        if held is not None and (config.offline or now - held[0].fetched_at < config.freshness_hours * 3600):
+        held = pending(url) if pending is not None else None
+        if held is not None and usable(held[0]):
             # Read by an earlier question and still waiting to be stored: its passages are
             # used as a new page's are, and it is queued again with this question's pages.
             pages.documents[url] = held[0]
@@ -53,8 +59,7 @@ def lookup(urls: list[str], store, run: Run, pages: Pages, refresh: bool = False
         # Looked up once: the cached copy decides whether to fetch, stands in if fetching
         # again fails, and its hash tells whether fetched text needs embedding again.
         cached = pages.cached[url] = store.get_document(url)
-        if cached is not None and not refresh and (
-                config.offline or now - cached.fetched_at < config.freshness_hours * 3600):
+        if usable(cached):
             pages.documents[url] = cached
             events.append(pages.set(url, FetchStatus.CACHED, title=cached.title))
         elif config.offline:

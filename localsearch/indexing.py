@@ -16,6 +16,7 @@ import weakref
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from .types import Document, Passage
 
@@ -36,13 +37,22 @@ def _stop_all() -> None:
 Chunked = tuple[Document, list[Passage]]
 
 
+class _Waiting(NamedTuple):
+    """A page waiting to be stored, with the embedder and store of the question that read it."""
+
+    document: Document
+    passages: list[Passage]
+    embed: Callable
+    store_page: Callable
+
+
 class Indexer:
     """Stores chunked pages in the background. ``store_page(document, passages, vectors)`` and
     ``embed(texts)`` are given per submission (they carry that question's settings)."""
 
     def __init__(self):
         _ALL.add(self)
-        self._pending: OrderedDict[str, tuple[Chunked, Callable, Callable]] = OrderedDict()
+        self._pending: OrderedDict[str, _Waiting] = OrderedDict()
         self._condition = threading.Condition()
         self._questions = 0  # questions running now: indexing waits while there are any
         self._working: str | None = None  # the URL being embedded now
@@ -71,7 +81,7 @@ class Indexer:
                 raise RuntimeError("the indexer is closed")
             for document, passages in chunked:
                 self._pending.pop(document.url, None)
-                self._pending[document.url] = ((document, passages), embed, store_page)
+                self._pending[document.url] = _Waiting(document, passages, embed, store_page)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="localsearch-indexer", daemon=True)
                 self._thread.start()
@@ -81,7 +91,7 @@ class Indexer:
         """A page read but not stored yet, or None."""
         with self._condition:
             entry = self._pending.get(url)
-            return entry[0] if entry is not None else None
+            return (entry.document, entry.passages) if entry is not None else None
 
     def waiting(self) -> int:
         """How many pages wait to be stored (the one being stored included)."""
@@ -125,9 +135,9 @@ class Indexer:
 
     # -- the thread -------------------------------------------------------------------------
     def _still_wanted(self, url: str, document: Document) -> bool:
-        with self._condition:
-            entry = self._pending.get(url)
-            return entry is not None and entry[0][0] is document
+        """Whether ``document`` is still the version of ``url`` to store (the caller holds the lock)."""
+        entry = self._pending.get(url)
+        return entry is not None and entry.document is document
 
     def _turn(self) -> bool:
         """Wait until there is work and no question runs; False when closed."""
@@ -139,15 +149,16 @@ class Indexer:
     def _work(self) -> None:
         while self._turn():
             with self._condition:
-                url, ((document, passages), embed, store_page) = next(iter(self._pending.items()))
+                url, (document, passages, embed, store_page) = next(iter(self._pending.items()))
                 self._working = url
             try:
                 vectors: list[list[float]] = []
                 for start in range(0, len(passages), BATCH):
-                    if not self._turn():
+                    if start and not self._turn():  # a question may have come since the last batch
                         return
-                    if not self._still_wanted(url, document):
-                        break  # cancelled, or replaced by a newer read: that one will be stored
+                    with self._condition:
+                        if not self._still_wanted(url, document):
+                            break  # cancelled, or replaced by a newer read: that one will be stored
                     vectors += embed([p.text for p in passages[start:start + BATCH]])
                 else:
                     store_page(document, passages, vectors)
@@ -160,7 +171,6 @@ class Indexer:
             finally:
                 with self._condition:
                     self._working = None
-                    entry = self._pending.get(url)
-                    if entry is not None and entry[0][0] is document:
+                    if self._still_wanted(url, document):
                         del self._pending[url]
                     self._condition.notify_all()

@@ -6,7 +6,8 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
-           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem", "code_terms"]
+           "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem",
+           "code_terms"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
