@@ -27,6 +27,7 @@ __all__ = ["Pipeline", "fold_events"]
 
 ENGINE_THREADS = 8  # engines of all questions at once; a hung engine holds one until it returns
 FETCH_THREADS = 64  # blocking fetchers of all questions at once
+WIDE_NET = 10  # stored passages handed to selection: this many times the candidates it keeps
 
 
 class Pipeline:
@@ -192,7 +193,10 @@ class Pipeline:
         stored_urls = [url for url in pages.documents if url not in new_urls]
         # Cast the net wider than top_k: the sentence with the answer is often in a passage
         # that is not among the few nearest as a whole.
-        stored = store.query(query_vector, config.top_k * config.candidate_factor, urls=stored_urls) if stored_urls else []
+        # A store returns all the passages of a few pages at little more cost than the best of
+        # them; selection then ranks them by words as well as by meaning.
+        stored = store.query(query_vector, config.top_k * config.candidate_factor * WIDE_NET,
+                             urls=stored_urls) if stored_urls else []
         fresh = [passage for _, chunk in pages.new for passage in chunk]
         return select(question, config, stored, fresh, query_vector, lambda t, k: self.embed(t, k, config), focus)
 

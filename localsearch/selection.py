@@ -43,10 +43,10 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     # passage of five pages takes seconds): their passages are picked by words, their section
     # headings included ("max_connections" names the section that answers about it), and
     # every sentence of those picked is embedded before the answer.
-    by_words = bm25_scores(words_of, [f"{p.section} {p.text}" for p in fresh])
-    ranked = sorted(range(len(fresh)), key=lambda i: -by_words[i])
-    passages = list(stored) + [dataclasses.replace(fresh[i], score=None)
-                               for i in ranked[: config.top_k * config.candidate_factor]]
+    wanted = config.top_k * config.candidate_factor
+    by_meaning = sorted(stored, key=lambda p: -p.score)
+    passages = _fused(_by_words(words_of, stored), by_meaning)[:wanted]
+    passages += [dataclasses.replace(passage, score=None) for passage in _by_words(words_of, fresh)[:wanted]]
 
     candidates: list[Passage] = []
     owners: list[int] = []  # the passage each candidate sentence comes from
@@ -59,8 +59,8 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     # The section's words count in the word score (and a section named for what the question
     # names earns a bonus, below); embedding each sentence with its heading was tried and cost
     # more on the test web's articles (80% -> 75%) than it gained on the manuals (76% -> 78%).
-    vectors = embed([c.text for c in candidates], "passage") if candidates else []
-    lexical = keyword_scores(words_of, [f"{_near_section(c)} {c.text}" for c in candidates])
+    vectors = embed([_as_read(c) for c in candidates], "passage") if candidates else []
+    lexical = keyword_scores(words_of, [f"{c.title} {_near_section(c)} {c.text}" for c in candidates])
     similarity = [dot(query_vector, vector) for vector in vectors]
 
     # A new page's passage has no vector of its own: the mean of its sentences' stands in.
@@ -120,6 +120,32 @@ def answer_units(passage: Passage) -> list[tuple[int, int]]:
                 units.extend(split_sentences(line, offset))
         offset += len(line) + 1
     return units
+
+
+def _by_words(question: str, passages: list[Passage]) -> list[Passage]:
+    """``passages`` best first by the question's words (BM25 over section and text)."""
+    scores = bm25_scores(question, [f"{p.section} {p.text}" for p in passages])
+    return [passages[i] for i in sorted(range(len(passages)), key=lambda i: -scores[i])]
+
+
+def _fused(*rankings: list[Passage]) -> list[Passage]:
+    """One ranking from several of the same passages, taking from each in turn: the best of
+    every ranking comes before the second best of any."""
+    fused: dict[str, Passage] = {}
+    for rank in range(max(map(len, rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking):
+                fused.setdefault(ranking[rank].id, ranking[rank])
+    return list(fused.values())
+
+
+def _as_read(candidate: Passage) -> str:
+    """The text of a candidate sentence as a reader understands it: a definition's sentence
+    ("The default value is four megabytes") is about its term (``work_mem``), which is only in
+    the heading path."""
+    if candidate.kind == "definition" and candidate.section:
+        return f"{candidate.section.rsplit(' › ', 1)[-1]}: {candidate.text}"
+    return candidate.text
 
 
 def _near_section(passage: Passage) -> str:
