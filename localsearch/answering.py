@@ -45,7 +45,7 @@ def answer(question: str, conversation: list[dict], sources: list[Source], selec
     if config.llm and model is None:
         yield warning(f"no LLM answer: {model_error}", "answer")
     if model is not None:
-        text, usage, messages = yield from _generate(question, conversation, sources, selection, model, run)
+        text, usage, messages, looped = yield from _generate(question, conversation, sources, selection, model, run)
         turn["messages"] = messages
         if text.strip():
             turn["reply"] = text
@@ -59,6 +59,8 @@ def answer(question: str, conversation: list[dict], sources: list[Source], selec
             # sentence says: on the manuals the default model's answers that rested on the
             # extractive answer's second or third sentence were wrong 6 times out of 11.
             why = why_not_standing(question, checked, extractive.citations[:1] if config.answer_from_evidence else None)
+            if looped:  # a model caught in a loop had lost its way before it
+                why = "the model repeated itself"
             if not why:
                 final = checked
             else:
@@ -75,8 +77,8 @@ def answer(question: str, conversation: list[dict], sources: list[Source], selec
 
 
 def _generate(question, conversation, sources, selection: Selection, model, run: Run):
-    """Stream the model's answer; returns (text, usage, messages). A failing model or prompt
-    plugin costs the model's answer, not the question."""
+    """Stream the model's answer; returns (text, usage, messages, whether it was cut short in
+    a loop). A failing model or prompt plugin costs the model's answer, not the question."""
     config = run.config
     yield run.start("answer")
     try:
@@ -86,7 +88,7 @@ def _generate(question, conversation, sources, selection: Selection, model, run:
         yield warning(f"prompt plugin failed: {error}", "answer")
         messages = None
     messages = messages or default_messages(question, sources, selection.prompt_passages, conversation)
-    text, started, first_token = "", time.perf_counter(), None
+    text, started, first_token, looped = "", time.perf_counter(), None, False
     stream = model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature)
     try:
         for delta in stream:
@@ -97,6 +99,11 @@ def _generate(question, conversation, sources, selection: Selection, model, run:
                 first_token = round(time.perf_counter() - started, 4)
             text += delta
             yield Event("answer_delta", {"text": delta})
+            if _looping(text):
+                # A small model that starts repeating itself ("--abbrev-commit --abbrev-commit
+                # ...") says nothing more until max_tokens: seconds for nothing.
+                looped = True
+                break
     except Cancelled:
         raise
     except Exception as error:  # the extractive answer stands in for a failed model
@@ -110,7 +117,16 @@ def _generate(question, conversation, sources, selection: Selection, model, run:
     if first_token is not None:
         usage["first_token"] = first_token
     yield run.end("answer", chars=len(text), **usage)
-    return text, usage, messages
+    return text, usage, messages, looped
+
+
+def _looping(text: str, repeats: int = 3) -> bool:
+    """Whether ``text`` ends with the same piece of 8 to 80 characters ``repeats`` times over."""
+    for period in range(8, 81):
+        tail = text[-period:]
+        if len(text) >= repeats * period and text.endswith(tail * repeats):
+            return True
+    return False
 
 
 def _post_process(answer: Answer, selection: Selection, sources: list[Source], config) -> Iterator[Event]:

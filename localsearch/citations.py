@@ -218,8 +218,8 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
     It may not when no source supports any of it; when the supported sentences do not give
     what the question asks for (see ``unanswered``); or, given ``evidence`` (the extractive
     answer's citations: the best-ranked sentences), when they name or number nothing the
-    question does not (a restatement), or when a supported sentence rests on any other
-    sentence. A small model that strays from the best evidence has usually picked up the
+    question does not (a restatement), when a supported sentence rests on any other
+    sentence, or when it names or numbers what the evidence does not. A small model that strays from the best evidence has usually picked up the
     wrong date or name from elsewhere on the page ("first lit on 2 March 2024", the day it
     reopened), and the similarity check cannot tell.
     """
@@ -238,6 +238,12 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
         strays = [c.sentence for c in supported if (c.url, c.start, c.end) not in best]
         if strays:
             return f"the model's answer rests on other sentences than the best-ranked ones ({strays[0]!r})"
+        # Similar is not the same: "The permissions of /etc/shadow are 4" is near the row that
+        # gives them as -rw-r-----, and the 4 came from elsewhere on the page.
+        said = " ".join([question] + [f"{c.section} {c.sentence} {c.quote}" for c in evidence])
+        added = [fact for c in supported for fact in _absent(_facts(c.sentence), said)]
+        if added:
+            return f"the model's answer says what its evidence does not ({added[0]!r})"
     return ""
 
 

@@ -63,7 +63,8 @@ CORE_SETTINGS = [
     Setting("serve_workers", 2, "questions `localsearch serve` works on at once", minimum=1),
     Setting("serve_queue", 8, "questions that may wait for a worker; past it a request gets a 'busy' error"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
-    Setting("max_tokens", 256, "most tokens the language model may write"),
+    Setting("max_tokens", 128, "most tokens the language model may write (an answer of two or three sentences "
+            "with citations takes about 80)"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),
     Setting("candidate_factor", 3, "passages searched for answer sentences: top_k times this", minimum=1),
     Setting("keyword_weight", 0.35, "share of a sentence's score from the question's words (the rest: meaning)"),

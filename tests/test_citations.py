@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localsearch.citations import asked_for, ground_answer, missing_facts, unanswered, why_not_standing
-from localsearch.types import Passage, Source
+from localsearch.types import Answer, Citation, Passage, Source
 
 LIGHTHOUSE = ("The lighthouse was first lit on 14 October 1887. Its keeper, Edwin Marsh, kept the lamp "
               "burning for forty years. The restoration cost £4.2 million.")
@@ -182,6 +182,23 @@ def test_a_model_answer_that_strays_from_the_best_evidence_does_not_stand(embed)
     assert why_not_standing(question, answer) == ""  # no evidence given: any supporting sentence will do
     assert why_not_standing(question, answer, evidence=keeper).startswith(
         "the model's answer rests on other sentences than the best-ranked ones")
+
+
+def test_a_model_answer_that_adds_a_number_its_evidence_lacks_does_not_stand():
+    # Near the row it rests on, which the similarity check accepts, but the 4 came from
+    # another sentence on the page.
+    question = "What file permissions does /etc/shadow have?"
+    row = "file: `/etc/shadow` | permission: `-rw-r-----` | user: `root` | group: `shadow`"
+
+    def model_says(sentence):
+        citation = Citation(n=1, url="https://a.example/files", title="Files", quote=row, supported=True,
+                            sentence=sentence, start=10, end=10 + len(row))
+        return Answer(question=question, sources=SOURCES, text=f"{sentence} [1]", citations=[citation])
+
+    evidence = model_says(row).citations
+    assert why_not_standing(question, model_says("The permissions of /etc/shadow are 4."), evidence) == \
+        "the model's answer says what its evidence does not ('4')"
+    assert why_not_standing(question, model_says("/etc/shadow is -rw-r----- and owned by root."), evidence) == ""
 
 
 # -- the grounding holes (issue 9) -----------------------------------------------------------

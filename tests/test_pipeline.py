@@ -181,6 +181,32 @@ def test_no_plugin_can_cite_an_unfetched_url(make_pipeline, web):
     assert "invented" not in result["answer"] and "[9]" not in result["answer"]
 
 
+def test_a_model_caught_in_a_loop_is_cut_short_and_its_answer_does_not_stand(make_pipeline, web):
+    class Looping:
+        """A chat model that starts well, then repeats one phrase for as long as it is let."""
+        name = "looping"
+        written = 0
+
+        def stream(self, messages, max_tokens, temperature):
+            for delta in ["The lighthouse was first lit in 1887 by", *[" the keeper"] * max_tokens]:
+                Looping.written += 1
+                yield delta
+
+    class Provider:
+        @hookimpl(tryfirst=True)
+        def chat_model(self):
+            return Looping()
+
+    with registered(Provider(), "looping-model"):
+        events = list(make_pipeline(llm=True, max_tokens=500).ask(QUESTION))
+    result = answer_of(events)
+    extractive = next(e.data for e in events if e.type == "extractive_answer")
+    assert Looping.written < 10  # three repeats of " the keeper" stop it, not max_tokens
+    assert result["answer"] == extractive["answer"]
+    assert any("the model repeated itself, so the extractive answer stands" in e.data["message"]
+               for e in events if e.type == "warning")
+
+
 def test_a_failing_extractor_skips_the_page(make_pipeline, web):
     class Exploding:
         @hookimpl(tryfirst=True)
