@@ -98,6 +98,11 @@ class _Walker:
         if tag in _HEADING:
             self.flush()
             self._heading(element, _HEADING[tag])
+        elif tag == "p" and "title" in (element.get("class") or "").split():
+            # DocBook's title of a table, example or figure ("Table 8.2. Numeric Types"):
+            # it heads the box it opens, below every real heading.
+            self.flush()
+            self._heading(element, 7)
         elif tag == "pre":
             self.flush()
             code = element.text_content().expandtabs().rstrip()
@@ -229,7 +234,8 @@ class _Walker:
                 continue
             if all(c.tag == "th" for c in cells) or (row.getparent() is not None and row.getparent().tag == "thead"):
                 header = texts
-                self.blocks.append(Block("row", " | ".join(t for t in texts if t), self.path()))
+                if len([t for t in texts if t]) <= 1:  # wider, every row names its columns
+                    self.blocks.append(Block("row", " | ".join(t for t in texts if t), self.path()))
                 continue
             if len(header) > 1 and len(header) == len(texts):
                 # Each cell with its column's name: a row read alone says what its values are.

@@ -36,6 +36,10 @@ PAGE = """<!DOCTYPE html><html><head><title>Frobnicator manual | Example Docs</t
 <thead><tr><th>Item</th><th>Upper limit</th></tr></thead>
 <tbody><tr><td>widgets per batch</td><td>1,600</td></tr>
 <tr><td>gadget name length</td><td>63 bytes</td></tr></tbody></table>
+<div class="table"><p class="title"><strong>Table 2. Modes</strong></p>
+<div class="table-contents"><table><tr><th>Mode</th><th>Speed</th></tr>
+<tr><td>fast</td><td>9 widgets/s</td></tr></table></div></div>
+<p>Careful mode is the default.</p>
 <h2>Example</h2>
 <p>Run it like this:</p>
 <pre>
@@ -75,6 +79,10 @@ def test_structure_survives_extraction(config):
     assert ("definition", "Either `fast` or `careful`.", "Settings › frob_mode") in blocks
     # Table rows stay readable alone: each cell with its column's name.
     assert ("row", "Item: widgets per batch | Upper limit: 1,600", "Limits › Table 1. Limits") in blocks
+    assert ("row", "Item | Upper limit", "Limits › Table 1. Limits") not in blocks  # each row says it
+    # DocBook titles its tables in a <p class="title">: it heads the table's rows, not what follows.
+    assert ("row", "Mode: fast | Speed: 9 widgets/s", "Limits › Table 2. Modes") in blocks
+    assert ("text", "Careful mode is the default.", "Limits") in blocks
     # Code keeps its lines and its brackets exactly.
     assert ("code", "frob --level 3 \\\n     --mode careful   [1, 2, 3]", "Example") in blocks
     assert ("item", "then it frobs", "Example") in blocks
@@ -99,7 +107,7 @@ def test_passages_keep_to_a_section_and_code_apart(config):
     assert code.text == "frob --level 3 \\\n     --mode careful   [1, 2, 3]"
     assert "Run it like this:" in by_text and by_text["Run it like this:"].kind == "text"
     rows = [p for p in passages if p.kind == "row"]
-    assert len(rows) == 1 and "63 bytes" in rows[0].text
+    assert len(rows) == 2 and "63 bytes" in rows[0].text  # one passage per table: they are two sections
 
 
 def test_a_page_without_structure_falls_back_to_lines(config):
