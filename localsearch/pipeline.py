@@ -191,10 +191,9 @@ class Pipeline:
         query_vector = self.embed([question], "query", config)[0]
         new_urls = {document.url for document, _ in pages.new}
         stored_urls = [url for url in pages.documents if url not in new_urls]
-        # Cast the net wider than top_k: the sentence with the answer is often in a passage
-        # that is not among the few nearest as a whole.
-        # A store returns all the passages of a few pages at little more cost than the best of
-        # them; selection then ranks them by words as well as by meaning.
+        # Cast the net wide: the sentence with the answer is often in a passage that is not
+        # among the few nearest as a whole. A store returns all the passages of a few pages at
+        # little more cost than the best of them; selection ranks them by words and meaning.
         stored = store.query(query_vector, config.top_k * config.candidate_factor * WIDE_NET,
                              urls=stored_urls) if stored_urls else []
         fresh = [passage for _, chunk in pages.new for passage in chunk]

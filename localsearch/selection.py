@@ -32,8 +32,9 @@ class Selection:
 
 def select(question: str, config, stored: list[Passage], fresh: list[Passage], query_vector: list[float],
            embed, focus: str = "") -> Selection:
-    """Score the sentences of ``stored`` passages (nearest in the store, with scores) and of
-    ``fresh`` ones (new pages, not embedded yet) by meaning and by the question's rarer words.
+    """Score the sentences of ``stored`` passages (from the store, with their similarity as
+    score) and of ``fresh`` ones (new pages, not embedded yet) by meaning and by the
+    question's rarer words.
 
     ``focus`` (text the user selected on a page) adds its words to the question's for the
     word score, so that sentences about the selection rank higher.
@@ -41,8 +42,10 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     words_of = f"{question} {focus}".strip()
     # New pages are not embedded yet (that waits until after the answer, as embedding every
     # passage of five pages takes seconds): their passages are picked by words, their section
-    # headings included ("max_connections" names the section that answers about it), and
-    # every sentence of those picked is embedded before the answer.
+    # headings included ("max_connections" names the section that answers about it). Stored
+    # ones are picked by words and by meaning in turn: the nearest by meaning restate the
+    # question, and the one naming the setting can be far down. Every sentence of those picked
+    # is embedded before the answer.
     wanted = config.top_k * config.candidate_factor
     by_meaning = sorted(stored, key=lambda p: -p.score)
     passages = _fused(_by_words(words_of, stored), by_meaning)[:wanted]
@@ -56,9 +59,11 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
             if len(text.split()) >= 2:
                 candidates.append(dataclasses.replace(passage, text=text, start=start, end=end))
                 owners.append(i)
-    # The section's words count in the word score (and a section named for what the question
-    # names earns a bonus, below); embedding each sentence with its heading was tried and cost
-    # more on the test web's articles (80% -> 75%) than it gained on the manuals (76% -> 78%).
+    # The page's title and the section's words count in the word score (the subject every
+    # sentence of the page shares need not be repeated in the one that answers), and a section
+    # named for what the question names earns a bonus, below. Embedding each sentence with its
+    # heading was tried and cost more on the test web's articles (80% -> 75%) than it gained
+    # on the manuals (76% -> 78%); only a definition's sentence is embedded with its term.
     vectors = embed([_as_read(c) for c in candidates], "passage") if candidates else []
     lexical = keyword_scores(words_of, [f"{c.title} {_near_section(c)} {c.text}" for c in candidates])
     similarity = [dot(query_vector, vector) for vector in vectors]

@@ -227,22 +227,28 @@ class _Walker:
 
     def _data_rows(self, element) -> None:
         header: list[str] = []
+        header_said = True  # whether the header row is in the blocks (or need not be)
         for row in element.iter("tr"):
             cells = [c for c in row if isinstance(c.tag, str) and c.tag in ("td", "th")]
             texts = [_inline_text(c) for c in cells]
             if not any(texts):
                 continue
             if all(c.tag == "th" for c in cells) or (row.getparent() is not None and row.getparent().tag == "thead"):
-                header = texts
-                if len([t for t in texts if t]) <= 1:  # wider, every row names its columns
-                    self.blocks.append(Block("row", " | ".join(t for t in texts if t), self.path()))
+                header, header_said = texts, False
                 continue
             if len(header) > 1 and len(header) == len(texts):
-                # Each cell with its column's name: a row read alone says what its values are.
+                # Each cell with its column's name: a row read alone says what its values are
+                # (and the header row needs no block of its own).
                 parts = [f"{h}: {t}" if h else t for h, t in zip(header, texts) if t]
+                header_said = True
             else:
+                if not header_said:  # a row that cannot be paired: the header is said once, before it
+                    self.blocks.append(Block("row", " | ".join(t for t in header if t), self.path()))
+                    header_said = True
                 parts = [t for t in texts if t]
             self.blocks.append(Block("row", " | ".join(parts), self.path()))
+        if not header_said:  # a table of a header alone
+            self.blocks.append(Block("row", " | ".join(t for t in header if t), self.path()))
 
 
 _CODE_MARKS = set("{}[]();=<>$#|\\_*&`~")

@@ -152,3 +152,12 @@ def test_prose_laid_out_in_pre_is_prose_and_code_stays_code(config):
                     "the revert undid the data of the merge.", "") in blocks
     assert [kind for kind, _, _ in blocks] == ["text", "text", "code"]
     assert blocks[2][1] == shell
+
+
+def test_a_tables_header_is_kept_once_when_its_rows_cannot_be_paired_with_it(config):
+    html = ("<html><body><h1>Versions</h1><p>Which release brought which change, and when it came out.</p>"
+            "<table><tr><th>Release</th><th>Date</th></tr>"
+            "<tr><td colspan='2'>Old releases</td></tr><tr><td>2.0</td><td>2024</td></tr></table>"
+            "<table><tr><th>Only a header</th><th>row</th></tr></table></body></html>")
+    rows = [text for kind, text, _ in blocks_of(extract(html, config)) if kind == "row"]
+    assert rows == ["Release | Date", "Old releases", "Release: 2.0 | Date: 2024", "Only a header | row"]
