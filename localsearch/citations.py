@@ -219,9 +219,10 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
     what the question asks for (see ``unanswered``); or, given ``evidence`` (the extractive
     answer's citations: the best-ranked sentences), when they name or number nothing the
     question does not (a restatement), when a supported sentence rests on any other
-    sentence, or when it names or numbers what the evidence does not. A small model that strays from the best evidence has usually picked up the
-    wrong date or name from elsewhere on the page ("first lit on 2 March 2024", the day it
-    reopened), and the similarity check cannot tell.
+    sentence, or when it names or numbers what the evidence does not. A small model that
+    strays from the best evidence has usually picked up the wrong date or name from elsewhere
+    on the page ("first lit on 2 March 2024", the day it reopened), and the similarity check
+    cannot tell.
     """
     supported = [c for c in answer.citations if c.supported]
     if not supported:
