@@ -334,12 +334,30 @@ def index(targets, refresh, as_json):
 
 
 @cli.command()
-def serve():
+@click.option("--idle-minutes", type=click.FloatRange(min=0), default=0,
+              help="Stop after this many minutes without a client (0, the default: never).")
+def serve(idle_minutes):
     """Keep the models loaded and answer every `localsearch ask` from this one warm process."""
     from .config import Config
     from .server import serve as run_server
 
-    run_server(Config.load())
+    run_server(Config.load(), idle_minutes=idle_minutes)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("caller", nargs=-1, type=click.UNPROCESSED)
+def host(caller):
+    """The native-messaging host the browser extension starts (not for use by hand).
+
+    CALLER is what the browser passes: Chromium the extension's origin, Firefox the host
+    manifest's path and the add-on's id."""
+    from .host import run_host
+
+    # Frames are the only thing stdout may carry: keep it for them, and send whatever else
+    # would be printed (a plugin's stray print, a library's warning) to stderr.
+    frames = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.exit(run_host(list(caller), sys.stdin.buffer, frames))
 
 
 @cli.command()

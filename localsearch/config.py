@@ -62,6 +62,10 @@ CORE_SETTINGS = [
                                 "used is unloaded", minimum=1),
     Setting("serve_workers", 2, "questions `localsearch serve` works on at once", minimum=1),
     Setting("serve_queue", 8, "questions that may wait for a worker; past it a request gets a 'busy' error"),
+    Setting("server_idle_minutes", 30.0, "a server started by the browser's host stops after this many minutes "
+            "without a client (0: never)"),
+    Setting("host_extensions", [], "ids of other browser extensions that may use the native-messaging host "
+            "(Chromium's 32-letter id, or a Firefox add-on id)"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
     Setting("max_tokens", 128, "most tokens the language model may write (an answer of two or three sentences "
             "with citations takes about 80)"),

@@ -90,7 +90,8 @@ BROWSER_SETTINGS = ("engines", "max_pages", "top_k", "results_per_engine", "llm"
 # What the browser may ask for at most: a page must not make the server read a thousand pages.
 BROWSER_LIMITS = {"max_pages": 20, "top_k": 50, "results_per_engine": 50, "max_tokens": 2048, "temperature": 2.0}
 SETTING_VALUE_LIMIT = 1000  # characters of a string value, items of a list value, from any client
-SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models")
+SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models", "server_idle_minutes",
+                   "host_extensions")
 
 
 class ProtocolError(ValueError):

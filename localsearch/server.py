@@ -17,6 +17,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .config import Config
 from .errors import LocalsearchError
 from .private import private_directory
 
-__all__ = ["socket_path", "serve", "remote_stream", "MAX_LINE"]
+__all__ = ["socket_path", "connect", "serve", "remote_stream", "MAX_LINE"]
 
 # A request line may hold a page as rendered (protocol.MAX_HTML characters, some escaped).
 MAX_LINE = 64 * 1024 * 1024
@@ -34,7 +35,8 @@ def socket_path(config: Config) -> Path:
     return Path(config.data_dir) / "serve.sock"
 
 
-def _connect(path: Path) -> socket.socket | None:
+def connect(path: Path) -> socket.socket | None:
+    """A connection to the server listening on ``path``, or None when none is."""
     if not path.exists():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -49,7 +51,7 @@ def _connect(path: Path) -> socket.socket | None:
 def remote_stream(config: Config, request: dict, client: str = "cli") -> Iterator[dict] | None:
     """The messages of ``request`` answered by a running server, or None when none answers.
     A stream that breaks off or garbles ends in an ``error`` message, never in silence."""
-    connection = _connect(socket_path(config))
+    connection = connect(socket_path(config))
     if connection is None:
         return None
     id = request.get("id")
@@ -145,6 +147,7 @@ class _Connection(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         server: _Server = self.server  # type: ignore[assignment]
+        server.seen(+1)
         writer = _Writer(self.wfile)
         send = writer.send
         try:
@@ -173,6 +176,7 @@ class _Connection(socketserver.StreamRequestHandler):
         finally:
             server.session.disconnect(self)
             writer.close()
+            server.seen(-1)
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):
@@ -180,6 +184,8 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
     def __init__(self, path: Path, session, log):
         self.session, self.log = session, log
+        self.clients, self.last_client = 0, time.monotonic()
+        self._clients_lock = threading.Lock()
         previous = os.umask(0o177)  # the socket is born private: no moment when others may connect
         try:
             super().__init__(str(path), _Connection)
@@ -187,14 +193,39 @@ class _Server(socketserver.ThreadingUnixStreamServer):
             os.umask(previous)
         os.chmod(path, 0o600)
 
+    def seen(self, change: int) -> None:
+        """A client connected (+1) or went (-1)."""
+        with self._clients_lock:
+            self.clients += change
+            self.last_client = time.monotonic()
 
-def serve(config: Config, log=lambda message: print(message, file=sys.stderr, flush=True)) -> None:
-    """Load the models, then answer requests on the socket until interrupted."""
+    def idle_for(self) -> float:
+        """Seconds since the last client went, or 0 while one is connected."""
+        with self._clients_lock:
+            return 0.0 if self.clients else time.monotonic() - self.last_client
+
+    def stop_when_idle(self, seconds: float) -> None:
+        """Shut down once no client has been connected for ``seconds`` (in a thread of its own)."""
+        def watch() -> None:
+            while True:
+                time.sleep(min(1.0, seconds / 4))
+                if self.idle_for() >= seconds:
+                    self.log(f"no client for {seconds:.0f} s: stopping")
+                    self.shutdown()
+                    return
+
+        threading.Thread(target=watch, name="localsearch-idle", daemon=True).start()
+
+
+def serve(config: Config, log=lambda message: print(message, file=sys.stderr, flush=True),
+          idle_minutes: float = 0) -> None:
+    """Load the models, then answer requests on the socket until interrupted (or, given
+    ``idle_minutes``, until no client has come for that long)."""
     from .session import Session
 
     path = socket_path(config)
     private_directory(path.parent)
-    existing = _connect(path)
+    existing = connect(path)
     if existing is not None:
         existing.close()
         raise LocalsearchError(f"a server is already running on {path}")
@@ -204,6 +235,8 @@ def serve(config: Config, log=lambda message: print(message, file=sys.stderr, fl
     try:
         session.pipeline.warm_up(with_model=config.llm)
         log(f"localsearch is serving on {path}; models are loaded")
+        if idle_minutes > 0:
+            server.stop_when_idle(idle_minutes * 60)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -1,0 +1,217 @@
+"""``localsearch host``, started as the browser starts it: it checks its caller, relays native
+frames to the warm server (starting one when none runs), survives bad frames, and ends
+cleanly at the end of its input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from localsearch.config import Config
+from localsearch.host import EXTENSION_ID, GECKO_ID, caller_refusal
+from localsearch.native import FrameError, join_parts, read_message
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGIN = f"chrome-extension://{EXTENSION_ID}/"
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+def frame(message) -> bytes:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return struct.pack("=I", len(body)) + body
+
+
+class Host:
+    """A host process started as Chromium starts it, with its messages read as they come
+    (``part`` messages joined)."""
+
+    def __init__(self, environment: dict, *caller: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "localsearch", "host", *caller],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=environment)
+        self.messages: list[dict] = []
+        self.problems: list[str] = []
+        self.arrived = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()  # never let it fill
+
+    def _read(self) -> None:
+        parts: dict[str, list[dict]] = {}
+        while True:
+            try:
+                message = read_message(self.process.stdout)
+            except FrameError as error:  # anything but a frame on stdout breaks the browser's channel
+                self.problems.append(str(error))
+                return
+            if message is None:
+                return
+            if message.get("type") == "part":
+                parts.setdefault(message["id"], []).append(message)
+                if len(parts[message["id"]]) < message["count"]:
+                    continue
+                message = join_parts(parts.pop(message["id"]))
+            with self.arrived:
+                self.messages.append(message)
+                self.arrived.notify_all()
+
+    def send(self, data) -> None:
+        self.process.stdin.write(data if isinstance(data, bytes) else frame(data))
+        self.process.stdin.flush()
+
+    def wait(self, predicate, timeout=120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = next((m for m in self.messages if predicate(m)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such message in {timeout} s; last: {self.messages[-3:]} {self.problems}"
+                self.arrived.wait(left)
+
+    def end_of(self, id: str, timeout=120.0) -> dict:
+        return self.wait(lambda m: m.get("id") == id and m["type"] in ("done", "error"), timeout)
+
+    def close(self, timeout=30.0) -> int:
+        self.process.stdin.close()
+        return self.process.wait(timeout)
+
+
+def test_the_extension_ids_are_those_of_its_manifest():
+    manifest = json.loads((ROOT / "extension" / "manifest.json").read_text())
+    digest = hashlib.sha256(base64.b64decode(manifest["key"])).hexdigest()[:32]
+    assert "".join(chr(ord("a") + int(digit, 16)) for digit in digest) == EXTENSION_ID
+    assert manifest["browser_specific_settings"]["gecko"]["id"] == GECKO_ID
+
+
+def test_the_host_serves_its_own_extension_and_the_ids_the_user_adds(home):
+    config = Config.load()
+    assert caller_refusal([ORIGIN], config) == ""
+    assert caller_refusal([ORIGIN, "--parent-window=0"], config) == ""  # as on Windows
+    assert caller_refusal(["/home/u/.mozilla/native-messaging-hosts/x.json", GECKO_ID], config) == ""
+    other = "chrome-extension://abcdefghijklmnopabcdefghijklmnop/"
+    assert "'abcdefghijklmnopabcdefghijklmnop' may not use localsearch" in caller_refusal([other], config)
+    assert "without the caller's id" in caller_refusal([], config)
+    added = Config.load(overrides={"host_extensions": ["abcdefghijklmnopabcdefghijklmnop"]})
+    assert caller_refusal([other], added) == ""
+
+
+def test_another_extension_is_told_plainly_why_it_is_refused(home):
+    host = Host(dict(os.environ), "chrome-extension://abcdefghijklmnopabcdefghijklmnop/")
+    refusal = host.wait(lambda m: m["type"] == "error")
+    assert refusal["data"]["kind"] == "refused" and "may not use localsearch" in refusal["data"]["message"]
+    assert host.close() == 1 and host.problems == []
+    assert "refused" in (home / "data" / "host.log").read_text()  # and the log says so, not stdout
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory, web):
+    """A home whose first host starts the server; the server stops 6 s after its last client."""
+    folder = tmp_path_factory.mktemp("host")
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
+                   "LOCALSEARCH_DATA_DIR": str(folder / "data"), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
+                   "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
+                   "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_LLM": "false",
+                   "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.1"}
+    yield environment
+    socket_file = folder / "data" / "serve.sock"
+    if socket_file.exists():  # a server a failed test left running: ask it its pid, and stop it
+        from localsearch.server import remote_stream
+
+        config = Config.load(overrides={"data_dir": str(folder / "data")})
+        for message in remote_stream(config, {"id": "s", "type": "status"}) or []:
+            if message["type"] == "status":
+                os.kill(message["data"]["pid"], 15)
+
+
+@pytest.mark.slow
+def test_a_question_through_the_host_is_answered_by_a_server_it_starts_and_that_stays_warm(environment):
+    first = Host(environment, ORIGIN)
+    first.send({"id": "q1", "type": "ask", "question": QUESTION})
+    done = first.end_of("q1", timeout=180)
+    assert done["type"] == "done", done
+    answer = first.wait(lambda m: m["id"] == "q1" and m["type"] == "answer")["data"]
+    assert "1887" in answer["answer"] and answer["citations"]
+    sources = {s["url"] for s in answer["sources"]}
+    assert all(c["url"] in sources for c in answer["citations"])
+    assert first.close() == 0 and first.problems == []
+
+    # A new connection (the side panel reopened) finds the models loaded.
+    second = Host(environment, ORIGIN)
+    second.send({"id": "q2", "type": "ask", "question": "Who was the last keeper of the Harrowmere lighthouse?"})
+    assert second.end_of("q2")["type"] == "done"
+    timings = second.wait(lambda m: m["id"] == "q2" and m["type"] == "answer")["data"]["timings"]
+    assert timings.get("load", 0.0) < 0.5, timings
+    assert second.close() == 0
+
+    # With no client left, the server it started stops by itself.
+    socket_file = Path(environment["LOCALSEARCH_DATA_DIR"]) / "serve.sock"
+    deadline = time.monotonic() + 30
+    while socket_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not socket_file.exists(), "the idle server did not stop"
+
+
+BAD_FRAMES = [
+    pytest.param(struct.pack("=I", 100) + b"x" * 100, "not JSON", id="not-json"),
+    pytest.param(frame(b"\xff\xfe\xfd"), "not UTF-8", id="not-utf8"),
+    pytest.param(frame([1, 2, 3]), "JSON object", id="not-an-object"),
+    pytest.param(frame({"id": "b1", "type": "fly"}), "unknown request type", id="unknown-type"),
+    pytest.param(frame({"id": "b2", "type": "ask"}), "question", id="missing-field"),
+    pytest.param(frame({"id": "b3", "type": "ask", "question": 42}), "question", id="wrong-type"),
+    pytest.param(frame({"id": "b4", "type": "ask", "question": "q", "client": "cli",  # the CLI may; not the browser
+                        "settings": {"allowed_hosts": ["10.0.0.0/8"]}}), "cannot be changed from the browser",
+                 id="posing-as-the-cli"),
+    pytest.param(frame({"id": "b5", "type": "ask_page", "question": "q",
+                        "page": {"url": "https://a.example/", "html": "x" * 10_000_001}}), "html", id="page-too-large"),
+    pytest.param(struct.pack("=I", 2**32 - 1), "over the limit", id="impossible-length"),
+]
+
+
+@pytest.mark.slow
+def test_bad_frames_each_get_an_error_and_the_host_keeps_serving(environment):
+    host = Host(environment, ORIGIN)
+    for n, param in enumerate(BAD_FRAMES):
+        data, problem = param.values
+        if param.id == "impossible-length":
+            continue  # its 4 GB never come: the end-of-input test below sends it last
+        host.send(data)
+        host.send({"id": f"ping{n}", "type": "ping"})
+        assert host.wait(lambda m: m.get("id") == f"ping{n}")["type"] == "pong"
+        errors = [m for m in host.messages if m["type"] == "error"]
+        assert errors and problem in errors[-1]["data"]["message"], (param.id, errors[-1:])
+    # Random bytes inside valid frames, and random frames: each answered, then a ping.
+    import random
+
+    generator = random.Random(7)
+    for n in range(20):
+        body = bytes(generator.randrange(256) for _ in range(generator.randrange(1, 200)))
+        host.send(frame(body))
+        host.send({"id": f"r{n}", "type": "ping"})
+        assert host.wait(lambda m: m.get("id") == f"r{n}")["type"] == "pong"
+    assert host.problems == []
+    # An impossible length, then the end of input: named, and the host ends cleanly.
+    host.send(BAD_FRAMES[-1].values[0])
+    assert host.close() == 0
+    assert "ended" in host.wait(lambda m: m["type"] == "error" and "ended" in m["data"]["message"])["data"]["message"]
+
+
+@pytest.mark.slow
+def test_the_end_of_input_cancels_what_the_host_had_in_flight(environment):
+    host = Host(environment, ORIGIN)
+    host.send({"id": "p", "type": "ping"})
+    host.wait(lambda m: m.get("id") == "p")
+    host.send({"id": "slow", "type": "ask", "question": QUESTION})
+    started = time.monotonic()
+    assert host.close(timeout=20) == 0
+    assert time.monotonic() - started < 15
