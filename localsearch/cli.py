@@ -344,6 +344,34 @@ def serve(idle_minutes):
     run_server(Config.load(), idle_minutes=idle_minutes)
 
 
+@cli.command("install-host")
+@click.option("--browser", "browsers", multiple=True, metavar="NAME",
+              help="chrome, chromium, edge, brave, vivaldi or firefox (repeatable; default: every one found).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def install_host_command(browsers, as_json):
+    """Let the browser extension reach localsearch: register the native-messaging host."""
+    from .hostinstall import install_host
+
+    written = install_host(list(browsers) or None)
+    if as_json:
+        click.echo(json.dumps(written, indent=2))
+        return
+    for entry in written:
+        click.echo(f"{entry['browser']}: {entry['manifest']}")
+
+
+@cli.command("uninstall-host")
+def uninstall_host_command():
+    """Remove what `localsearch install-host` wrote."""
+    from .hostinstall import uninstall_host
+
+    removed = uninstall_host()
+    for path in removed:
+        click.echo(f"removed {path}")
+    if not removed:
+        click.echo("nothing to remove: the host is not installed")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("caller", nargs=-1, type=click.UNPROCESSED)
 def host(caller):

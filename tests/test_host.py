@@ -35,8 +35,9 @@ class Host:
     """A host process started as Chromium starts it, with its messages read as they come
     (``part`` messages joined)."""
 
-    def __init__(self, environment: dict, *caller: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "localsearch", "host", *caller],
+    def __init__(self, environment: dict, *caller: str, program: list[str] | None = None):
+        program = program or [sys.executable, "-m", "localsearch", "host"]
+        self.process = subprocess.Popen([*program, *caller],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env=environment)
         self.messages: list[dict] = []
@@ -215,3 +216,54 @@ def test_the_end_of_input_cancels_what_the_host_had_in_flight(environment):
     started = time.monotonic()
     assert host.close(timeout=20) == 0
     assert time.monotonic() - started < 15
+
+
+def _install(environment: dict, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "localsearch", *arguments], env=environment,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_install_host_writes_a_manifest_per_browser_and_uninstall_removes_exactly_that(tmp_path):
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("LOCALSEARCH_", "XDG_"))},
+                   "HOME": str(tmp_path), "LOCALSEARCH_DATA_DIR": str(tmp_path / "data"),
+                   "LOCALSEARCH_CONFIG": str(tmp_path / "config.toml")}
+    mine = tmp_path / ".config" / "chromium" / "NativeMessagingHosts" / "other.host.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("{}")  # another program's host: never touched
+    done = _install(environment, "install-host", "--browser", "chromium", "--browser", "firefox", "--json")
+    assert done.returncode == 0, done.stderr
+    written = {entry["browser"]: Path(entry["manifest"]) for entry in json.loads(done.stdout)}
+    assert written == {"chromium": mine.parent / "org.localsearch.host.json",
+                       "firefox": tmp_path / ".mozilla" / "native-messaging-hosts" / "org.localsearch.host.json"}
+    chromium = json.loads(written["chromium"].read_text())
+    assert chromium["allowed_origins"] == [ORIGIN] and chromium["type"] == "stdio"
+    assert json.loads(written["firefox"].read_text())["allowed_extensions"] == [GECKO_ID]
+    launcher = Path(chromium["path"])
+    assert launcher.is_absolute() and os.access(launcher, os.X_OK)
+    assert sys.executable in launcher.read_text()
+    assert _install(environment, "install-host", "--browser", "netscape").returncode == 1
+
+    removed = _install(environment, "uninstall-host")
+    assert removed.returncode == 0
+    assert not written["chromium"].exists() and not written["firefox"].exists() and not launcher.exists()
+    assert mine.exists()
+    assert "nothing to remove" in _install(environment, "uninstall-host").stdout
+
+
+@pytest.mark.slow
+def test_the_launcher_a_manifest_names_answers_as_chromium_would_start_it(environment, tmp_path):
+    home = {**environment, "HOME": str(tmp_path)}
+    assert _install(home, "install-host", "--browser", "chromium").returncode == 0
+    manifest = json.loads((tmp_path / ".config" / "chromium" / "NativeMessagingHosts" /
+                           "org.localsearch.host.json").read_text())
+    # Chromium starts the program with the extension's origin, in an environment of its own.
+    browser_environment = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for n in range(2):
+        host = Host(browser_environment, manifest["allowed_origins"][0], program=[manifest["path"]])
+        host.send({"id": f"q{n}", "type": "ask", "question": QUESTION})
+        assert host.end_of(f"q{n}", timeout=180)["type"] == "done"
+        answer = host.wait(lambda m: m["id"] == f"q{n}" and m["type"] == "answer")["data"]
+        assert "1887" in answer["answer"] and answer["citations"]
+        if n == 1:  # the second connection is answered by the warm server
+            assert answer["timings"].get("load", 0.0) < 0.5, answer["timings"]
+        assert host.close() == 0
