@@ -267,3 +267,19 @@ def test_the_launcher_a_manifest_names_answers_as_chromium_would_start_it(enviro
         if n == 1:  # the second connection is answered by the warm server
             assert answer["timings"].get("load", 0.0) < 0.5, answer["timings"]
         assert host.close() == 0
+
+
+@pytest.mark.slow
+def test_requests_interleave_and_one_is_cancelled_while_another_completes(environment):
+    host = Host(environment, ORIGIN)
+    host.send({"id": "a", "type": "ask", "question": QUESTION})
+    # With the model on, "b" takes seconds: the cancel surely finds it running.
+    host.send({"id": "b", "type": "ask", "question": "Who was the last keeper of the Harrowmere lighthouse?",
+               "settings": {"llm": True}})
+    host.wait(lambda m: m["id"] == "b" and m["type"] == "stage_start")
+    host.send({"id": "c", "type": "cancel", "target": "b"})
+    assert host.end_of("b")["data"]["kind"] == "cancelled"
+    assert host.end_of("c")["data"]["cancelled"] is True
+    assert host.end_of("a")["type"] == "done"
+    assert "1887" in host.wait(lambda m: m["id"] == "a" and m["type"] == "answer")["data"]["answer"]
+    assert host.close() == 0
