@@ -116,7 +116,8 @@ def test_a_quick_run_writes_every_benchmark_with_a_ratio(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     markdown = (out / "benchmarks.md").read_text(encoding="utf-8")
     rows = result_rows(markdown)
-    for bench in ("1 LLM", "2 Embedding", "3 Extraction", "4 Fetch", "5 Retrieval", "6 End to end", "7 Answer quality"):
+    for bench in ("1 LLM", "2 Embedding", "3 Extraction", "4 Fetch", "5 Retrieval", "6 End to end", "7 Answer quality",
+                  "8 Native host"):
         assert any(row[0] == bench and is_number(row[4]) for row in rows), f"no row with a ratio for {bench}"
     assert "python -m benchmarks --quick" in markdown
     for name in ("llama-cpp-python", "sentence-transformers", "torch", "chromadb", "trafilatura", "cores", "RAM"):
