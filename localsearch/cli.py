@@ -372,6 +372,27 @@ def uninstall_host_command():
         click.echo("nothing to remove: the host is not installed")
 
 
+@cli.command()
+@click.option("--offline", is_flag=True, help="Do not check the search engines (no network).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(offline, as_json):
+    """Say what is wrong, and what to do: browsers and the host, models, server, data, engines."""
+    from .config import Config
+    from .doctor import as_json as checks_json
+    from .doctor import diagnose
+
+    checks = diagnose(Config.load(), offline=offline)
+    if as_json:
+        click.echo(json.dumps(checks_json(checks), indent=2))
+    else:
+        for check in checks:
+            mark = {True: click.style("ok ", fg="green"), False: click.style("!! ", fg="red"), None: "-- "}[check.ok]
+            click.echo(f"{mark}{check.name}: {check.detail}")
+            if check.fix:
+                click.echo(f"     fix: {check.fix}")
+    sys.exit(1 if any(check.ok is False for check in checks) else 0)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("caller", nargs=-1, type=click.UNPROCESSED)
 def host(caller):

@@ -133,6 +133,29 @@ class _Relay:
             self.error(id, "the localsearch server stopped before the request finished", "transport")
 
 
+def _probe(stdin: BinaryIO, relay: _Relay) -> int:
+    """``localsearch doctor``'s check of a launcher: the host answers ``ping`` itself, without
+    starting a server (which would load the models), until the end of input."""
+    from . import __version__
+    from .protocol import PROTOCOL_VERSION
+
+    while True:
+        try:
+            message = read_message(stdin)
+        except FrameError as error:
+            relay.error(error.id, f"bad message: {error}")
+            if error.ended:
+                return 0
+            continue
+        if message is None:
+            return 0
+        if message.get("type") == "ping":
+            relay.to_browser({"id": message.get("id"), "type": "pong",
+                              "data": {"protocol": PROTOCOL_VERSION, "version": __version__, "probe": True}})
+        else:
+            relay.error(message.get("id"), "this host was started as a probe: it answers ping only")
+
+
 def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config | None = None) -> int:
     """Serve one browser connection until its end of input; returns the exit code."""
     config = config or Config.load()
@@ -143,6 +166,8 @@ def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config 
         log(f"refused: {refusal} (arguments {argv!r})")
         relay.error(None, refusal, "refused")
         return 1
+    if os.environ.get("LOCALSEARCH_HOST_PROBE") == "1":
+        return _probe(stdin, relay)
     try:
         connection = _server_connection(config, log)
     except OSError as error:

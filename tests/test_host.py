@@ -283,3 +283,38 @@ def test_requests_interleave_and_one_is_cancelled_while_another_completes(enviro
     assert host.end_of("a")["type"] == "done"
     assert "1887" in host.wait(lambda m: m["id"] == "a" and m["type"] == "answer")["data"]["answer"]
     assert host.close() == 0
+
+
+def test_doctor_reports_each_problem_with_what_to_do_and_exits_non_zero(tmp_path):
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("LOCALSEARCH_", "XDG_"))},
+                   "HOME": str(tmp_path), "LOCALSEARCH_DATA_DIR": str(tmp_path / "data"),
+                   "LOCALSEARCH_CONFIG": str(tmp_path / "config.toml")}
+    assert _install(environment, "install-host", "--browser", "chrome", "--browser", "chromium").returncode == 0
+    chromium = tmp_path / ".config" / "chromium" / "NativeMessagingHosts" / "org.localsearch.host.json"
+    # Chromium's manifest names a launcher that is gone; Firefox's is broken; Vivaldi's launcher
+    # prints text instead of frames; Brave is a Snap.
+    moved = json.loads(chromium.read_text())
+    moved["path"] = str(tmp_path / "moved" / "localsearch-host")
+    chromium.write_text(json.dumps(moved))
+    firefox = tmp_path / ".mozilla" / "native-messaging-hosts" / "org.localsearch.host.json"
+    firefox.parent.mkdir(parents=True)
+    firefox.write_text('{"name": "org.localsearch.host", ')
+    talker = tmp_path / "talker"
+    talker.write_text("#!/bin/sh\necho hello\n")
+    talker.chmod(0o700)
+    vivaldi = tmp_path / ".config" / "vivaldi" / "NativeMessagingHosts" / "org.localsearch.host.json"
+    vivaldi.parent.mkdir(parents=True)
+    vivaldi.write_text(json.dumps({**moved, "path": str(talker)}))
+    (tmp_path / "snap" / "brave").mkdir(parents=True)
+
+    done = _install(environment, "doctor", "--offline", "--json")
+    assert done.returncode == 1, done.stderr
+    checks = {check["name"]: check for check in json.loads(done.stdout)}
+    assert checks["browser chrome"]["ok"] is True  # registered, and its launcher answers a ping
+    assert "names a launcher that does not exist" in checks["browser chromium"]["detail"]
+    assert "install-host --browser chromium" in checks["browser chromium"]["fix"]
+    assert checks["browser firefox"]["ok"] is False and "cannot be read" in checks["browser firefox"]["detail"]
+    assert "does not answer" in checks["browser vivaldi"]["detail"]
+    assert "cannot start native-messaging hosts" in checks["browser brave: Snap"]["detail"]
+    assert checks["data directory"]["ok"] is True and checks["search engines"]["ok"] is None
+    assert not (tmp_path / "data" / "serve.sock").exists()  # the launcher's check started no server
