@@ -120,15 +120,18 @@ class _Relay:
     def from_server(self, connection: socket.socket) -> None:
         """Every message the server sends, to the browser; if the server goes, the requests it
         had get an error."""
-        with connection.makefile("rb") as lines:
-            for line in lines:
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    self.log(f"the server sent a garbled line: {line[:80]!r}")
-                    continue
-                if isinstance(message, dict):
-                    self.to_browser(message)
+        try:
+            with connection.makefile("rb") as lines:
+                for line in lines:
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        self.log(f"the server sent a garbled line: {line[:80]!r}")
+                        continue
+                    if isinstance(message, dict):
+                        self.to_browser(message)
+        except OSError as error:  # the connection broke: as if the server had gone
+            self.log(f"the connection to the server broke: {error}")
         for id in [] if self.closing else list(self.in_flight):
             self.error(id, "the localsearch server stopped before the request finished", "transport")
 
@@ -191,7 +194,7 @@ def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config 
                 break
             id = message.get("id")
             message.pop("client", None)  # the browser is never the user's own command line
-            if isinstance(id, str):
+            if isinstance(id, str) and message.get("type") not in ("ping", "status"):  # answered in one message
                 with relay.lock:
                     relay.in_flight.add(id)
             try:
