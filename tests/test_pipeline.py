@@ -417,3 +417,20 @@ def test_bracketed_numbers_in_page_text_never_become_citations(make_pipeline, we
     extract = next(e.data for e in events if e.type == "extractive_answer")
     assert ({int(n) for n in re.findall(r"\[(\d+)\]", without_code(extract["answer"]))}
             <= {c["n"] for c in extract["citations"]})
+
+
+def test_a_follow_up_is_searched_for_with_the_subject_of_the_earlier_question(make_pipeline):
+    from localsearch_plugins.follow_up import plan_queries
+
+    earlier = [{"question": "When was the Harrowmere lighthouse first lit?", "answer": "In 1887 [1]."}]
+    assert plan_queries("And how tall is it?", earlier, None) == ["And how tall is it? Harrowmere"]
+    assert plan_queries("Who was its last keeper?", earlier, None) == ["Who was its last keeper? Harrowmere"]
+    assert plan_queries("What is Quillstone?", earlier, None) is None  # a subject of its own
+    assert plan_queries("And how tall is it?", [], None) is None  # not a follow-up
+
+    events = list(make_pipeline().ask("And how tall is it?", conversation=earlier))
+    planned = next(e.data["queries"] for e in events if e.type == "stage_end" and e.data["stage"] == "plan")
+    assert planned == ["And how tall is it? Harrowmere"]
+    result = answer_of(events)
+    assert "41 metres" in result["answer"]
+    assert any("harrowmere" in c["url"] for c in result["citations"])

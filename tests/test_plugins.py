@@ -32,7 +32,7 @@ from localsearch.errors import ConfigError
 from localsearch.plugins import describe_plugins, pm
 
 BUILT_IN = {"searxng", "duckduckgo", "local", "http", "extract", "chunker",
-            "sentence_transformers", "chroma", "llama_cpp", "openai_compatible", "evaluate"}
+            "sentence_transformers", "chroma", "llama_cpp", "openai_compatible", "evaluate", "follow_up"}
 BUILT_IN_ENGINES = {"duckduckgo", "local", "searxng"}
 
 
