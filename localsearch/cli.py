@@ -403,10 +403,13 @@ def host(caller):
     from .host import run_host
 
     # Frames are the only thing stdout may carry: keep it for them, and send whatever else
-    # would be printed (a plugin's stray print, a library's warning) to stderr.
-    frames = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    sys.exit(run_host(list(caller), sys.stdin.buffer, frames))
+    # would be printed (a plugin's stray print, a library's warning) to stderr. Started as
+    # `python -m localsearch host` (the launcher), that was done before any import.
+    kept = os.environ.pop("_LOCALSEARCH_HOST_FRAMES_FD", None)
+    if kept is None:
+        kept = str(os.dup(sys.stdout.fileno()))
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.exit(run_host(list(caller), sys.stdin.buffer, os.fdopen(int(kept), "wb")))
 
 
 @cli.command()
