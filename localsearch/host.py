@@ -111,7 +111,7 @@ class _Relay:
                 self.in_flight.discard(message.get("id"))
             try:
                 write_message(message, self.stdout)
-            except (OSError, ValueError) as error:  # the browser went away
+            except (OSError, ValueError) as error:  # the browser went away, or an id too long to send
                 self.log(f"could not write to the browser: {error}")
 
     def error(self, id, message: str, kind: str = "protocol") -> None:
@@ -132,7 +132,9 @@ class _Relay:
                         self.to_browser(message)
         except OSError as error:  # the connection broke: as if the server had gone
             self.log(f"the connection to the server broke: {error}")
-        for id in [] if self.closing else list(self.in_flight):
+        with self.lock:
+            cut_short = [] if self.closing else list(self.in_flight)
+        for id in cut_short:
             self.error(id, "the localsearch server stopped before the request finished", "transport")
 
 
@@ -194,11 +196,11 @@ def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config 
                 break
             id = message.get("id")
             message.pop("client", None)  # the browser is never the user's own command line
-            if isinstance(id, str) and message.get("type") not in ("ping", "status"):  # answered in one message
+            if isinstance(id, str) and len(id) <= 128 and message.get("type") not in ("ping", "status"):  # answered in one message
                 with relay.lock:
                     relay.in_flight.add(id)
             try:
-                connection.sendall(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+                connection.sendall(json.dumps(message).encode("ascii") + b"\n")  # escapes survive lone surrogates
             except OSError as error:
                 relay.error(id if isinstance(id, str) else None, f"the localsearch server is gone: {error}",
                             "transport")

@@ -72,6 +72,8 @@ def read_message(stream: BinaryIO, limit: int = MAX_FROM_BROWSER):
         message = json.loads(text)
     except json.JSONDecodeError as error:
         raise FrameError(f"a frame is not JSON ({error.msg} at character {error.pos})") from None
+    except (ValueError, RecursionError) as error:  # a number of 5,000 digits, arrays 100,000 deep
+        raise FrameError(f"a frame's JSON cannot be read ({type(error).__name__}: {str(error)[:100]})") from None
     if not isinstance(message, dict):
         raise FrameError(f"a message is a JSON object, not {type(message).__name__}")
     return message
@@ -96,8 +98,11 @@ def _frame(text: str) -> bytes:
 def encode_message(message: dict, limit: int = MAX_TO_BROWSER) -> list[bytes]:
     """The frames that carry ``message`` to the browser: one, or ``part`` messages of at most
     ``limit`` bytes each when it is longer (a page's passages, a long answer)."""
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: a lone surrogate the browser sent (a JS slice through an emoji) stays JSON.
+    text = json.dumps(message, separators=(",", ":"))
     frame = _frame(text)
+    if len(json.dumps(message.get("id"))) > 1024:
+        raise ValueError("a message id over 1,024 characters cannot be sent to the browser")
     if len(frame) - _LENGTH.size <= limit:
         return [frame]
     pieces, start = [], 0

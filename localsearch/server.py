@@ -89,7 +89,7 @@ def _broken(id, text: str) -> dict:
 def encode(message: dict) -> bytes:
     """One message as a JSON line. A value a plugin left in an event that JSON does not know
     (bytes, a numpy number, a date) goes as its text rather than failing the stream."""
-    return json.dumps(message, ensure_ascii=False, default=_as_text).encode("utf-8") + b"\n"
+    return json.dumps(message, default=_as_text).encode("ascii") + b"\n"  # escapes: a lone surrogate stays JSON
 
 
 def _as_text(value) -> str | float:

@@ -73,3 +73,22 @@ def test_input_that_ends_inside_a_frame_says_so(cut):
     with pytest.raises(FrameError) as caught:
         read_message(io.BytesIO(cut))
     assert caught.value.ended and "ended" in str(caught.value)
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"[" * 100_000, "RecursionError"),
+    (b'{"a": ' + b"1" * 5000 + b"}", "ValueError"),
+])
+def test_json_that_python_cannot_read_is_a_bad_frame_not_a_crash(body, problem):
+    stream = io.BytesIO(frame(body) + PING)
+    with pytest.raises(FrameError, match=problem):
+        read_message(stream)
+    assert read_message(stream) == {"id": "p", "type": "ping"}
+
+
+def test_a_lone_surrogate_from_the_browser_is_sent_on_as_an_escape():
+    message = read_message(io.BytesIO(frame(b'{"id": "q", "type": "ask", "question": "\\ud800?"}')))
+    (raw,) = encode_message(message)
+    assert read_message(io.BytesIO(raw)) == message
+    with pytest.raises(ValueError, match="id over"):
+        encode_message({"id": "x" * 2000, "type": "error"})
