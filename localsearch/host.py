@@ -138,27 +138,34 @@ class _Relay:
             self.error(id, "the localsearch server stopped before the request finished", "transport")
 
 
-def _probe(stdin: BinaryIO, relay: _Relay) -> int:
-    """``localsearch doctor``'s check of a launcher: the host answers ``ping`` itself, without
-    starting a server (which would load the models), until the end of input."""
-    from . import __version__
-    from .protocol import PROTOCOL_VERSION
-
+def _messages(stdin: BinaryIO, relay: _Relay):
+    """The browser's messages until the end of its input; each bad frame gets an error."""
     while True:
         try:
             message = read_message(stdin)
         except FrameError as error:
             relay.error(error.id, f"bad message: {error}")
             if error.ended:
-                return 0
+                return
             continue
         if message is None:
-            return 0
+            return
+        yield message
+
+
+def _probe(stdin: BinaryIO, relay: _Relay) -> int:
+    """``localsearch doctor``'s check of a launcher: the host answers ``ping`` itself, without
+    starting a server (which would load the models), until the end of input."""
+    from . import __version__
+    from .protocol import PROTOCOL_VERSION
+
+    for message in _messages(stdin, relay):
         if message.get("type") == "ping":
             relay.to_browser({"id": message.get("id"), "type": "pong",
                               "data": {"protocol": PROTOCOL_VERSION, "version": __version__, "probe": True}})
         else:
             relay.error(message.get("id"), "this host was started as a probe: it answers ping only")
+    return 0
 
 
 def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config | None = None) -> int:
@@ -184,19 +191,11 @@ def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config 
     reader.start()
     log(f"connected for {argv[0] if argv else '?'}")
     try:
-        while True:
-            try:
-                message = read_message(stdin)
-            except FrameError as error:
-                relay.error(error.id, f"bad message: {error}")
-                if error.ended:
-                    break
-                continue
-            if message is None:
-                break
+        for message in _messages(stdin, relay):
             id = message.get("id")
             message.pop("client", None)  # the browser is never the user's own command line
-            if isinstance(id, str) and len(id) <= 128 and message.get("type") not in ("ping", "status"):  # answered in one message
+            # ping and status are answered in one message: nothing to wait for
+            if isinstance(id, str) and len(id) <= 128 and message.get("type") not in ("ping", "status"):
                 with relay.lock:
                     relay.in_flight.add(id)
             try:
