@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 
 from localsearch import hookimpl
 from localsearch.plugins import pm
@@ -62,3 +63,33 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+class Inbox:
+    """Messages a client received, by arrival, with a wait for the one a test expects."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.arrived = threading.Condition()
+
+    def add(self, message: dict) -> None:
+        with self.arrived:
+            self.messages.append(message)
+            self.arrived.notify_all()
+
+    def wait(self, predicate, timeout=120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = next((m for m in self.messages if predicate(m)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such message within {timeout} s; last: {self.messages[-3:]} {self.problems()}"
+                self.arrived.wait(left)
+
+    def end_of(self, id: str, timeout=120.0) -> dict:
+        return self.wait(lambda m: m.get("id") == id and m["type"] in ("done", "error"), timeout)
+
+    def problems(self) -> list[str]:
+        return []

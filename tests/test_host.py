@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Inbox
 from localsearch.config import Config
 from localsearch.host import EXTENSION_ID, GECKO_ID, caller_refusal
 from localsearch.native import FrameError, join_parts, read_message
@@ -31,7 +32,7 @@ def frame(message) -> bytes:
     return struct.pack("=I", len(body)) + body
 
 
-class Host:
+class Host(Inbox):
     """A host process started as Chromium starts it, with its messages read as they come
     (``part`` messages joined)."""
 
@@ -40,9 +41,8 @@ class Host:
         self.process = subprocess.Popen([*program, *caller],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env=environment)
-        self.messages: list[dict] = []
-        self.problems: list[str] = []
-        self.arrived = threading.Condition()
+        super().__init__()
+        self.problem_list: list[str] = []  # anything on stdout that was not a frame
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self.process.stderr.read, daemon=True).start()  # never let it fill
 
@@ -52,7 +52,7 @@ class Host:
             try:
                 message = read_message(self.process.stdout)
             except FrameError as error:  # anything but a frame on stdout breaks the browser's channel
-                self.problems.append(str(error))
+                self.problem_list.append(str(error))
                 return
             if message is None:
                 return
@@ -61,27 +61,14 @@ class Host:
                 if len(parts[message["id"]]) < message["count"]:
                     continue
                 message = join_parts(parts.pop(message["id"]))
-            with self.arrived:
-                self.messages.append(message)
-                self.arrived.notify_all()
+            self.add(message)
 
     def send(self, data) -> None:
         self.process.stdin.write(data if isinstance(data, bytes) else frame(data))
         self.process.stdin.flush()
 
-    def wait(self, predicate, timeout=120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while True:
-                found = next((m for m in self.messages if predicate(m)), None)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                assert left > 0, f"no such message in {timeout} s; last: {self.messages[-3:]} {self.problems}"
-                self.arrived.wait(left)
-
-    def end_of(self, id: str, timeout=120.0) -> dict:
-        return self.wait(lambda m: m.get("id") == id and m["type"] in ("done", "error"), timeout)
+    def problems(self) -> list[str]:
+        return self.problem_list
 
     def close(self, timeout=30.0) -> int:
         self.process.stdin.close()
@@ -111,7 +98,7 @@ def test_another_extension_is_told_plainly_why_it_is_refused(home):
     host = Host(dict(os.environ), "chrome-extension://abcdefghijklmnopabcdefghijklmnop/")
     refusal = host.wait(lambda m: m["type"] == "error")
     assert refusal["data"]["kind"] == "refused" and "may not use localsearch" in refusal["data"]["message"]
-    assert host.close() == 1 and host.problems == []
+    assert host.close() == 1 and host.problems() == []
     assert "refused" in (home / "data" / "host.log").read_text()  # and the log says so, not stdout
 
 
@@ -145,7 +132,7 @@ def test_a_question_through_the_host_is_answered_by_a_server_it_starts_and_that_
     assert "1887" in answer["answer"] and answer["citations"]
     sources = {s["url"] for s in answer["sources"]}
     assert all(c["url"] in sources for c in answer["citations"])
-    assert first.close() == 0 and first.problems == []
+    assert first.close() == 0 and first.problems() == []
 
     # A new connection (the side panel reopened) finds the models loaded.
     second = Host(environment, ORIGIN)
@@ -200,7 +187,7 @@ def test_bad_frames_each_get_an_error_and_the_host_keeps_serving(environment):
         host.send(frame(body))
         host.send({"id": f"r{n}", "type": "ping"})
         assert host.wait(lambda m: m.get("id") == f"r{n}")["type"] == "pong"
-    assert host.problems == []
+    assert host.problems() == []
     # An impossible length, then the end of input: named, and the host ends cleanly.
     host.send(BAD_FRAMES[-1].values[0])
     assert host.close() == 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import stop
+from helpers import Inbox, stop
 
 pytestmark = pytest.mark.slow
 QUESTION = "When was the Harrowmere lighthouse first lit?"
@@ -44,7 +44,7 @@ def server(tmp_path_factory, web):
     stop(process)
 
 
-class Connection:
+class Connection(Inbox):
     """A client of the socket, as the native-messaging host will be: requests out, messages
     in, sorted by request id as they arrive."""
 
@@ -52,32 +52,16 @@ class Connection:
         self.socket = socket.socket(socket.AF_UNIX)
         self.socket.connect(str(data / "serve.sock"))
         self.reader = self.socket.makefile("rb")
-        self.messages: list[dict] = []
-        self.arrived = threading.Condition()
+        super().__init__()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.reader:
-            with self.arrived:
-                self.messages.append(json.loads(line))
-                self.arrived.notify_all()
+            self.add(json.loads(line))
 
     def send(self, request: dict) -> None:
         self.socket.sendall(json.dumps(request).encode() + b"\n")
 
-    def wait(self, predicate, timeout=120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while True:
-                found = next((m for m in self.messages if predicate(m)), None)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                assert left > 0, f"no such message within {timeout} s; last: {self.messages[-3:]}"
-                self.arrived.wait(left)
-
-    def end_of(self, id: str, timeout=120.0) -> dict:
-        return self.wait(lambda m: m["id"] == id and m["type"] in ("done", "error"), timeout)
 
     def of(self, id: str) -> list[dict]:
         with self.arrived:
