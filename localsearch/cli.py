@@ -42,7 +42,7 @@ def cli(ctx, debug):
     """
     from .private import private_umask
 
-    private_umask()  # the index, the page cache and the conversation are the user's alone
+    private_umask()  # the index, the page cache and the history are the user's alone
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug or bool(os.environ.get("LOCALSEARCH_DEBUG"))
 
@@ -144,11 +144,14 @@ def _print_sources(sources):
 @click.option("--no-llm", is_flag=True, help="Extractive answer only: the best source sentences, cited.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-@click.option("--follow-up", "-f", "follow_up", is_flag=True,
-              help="Continue from the last question asked (the model sees it and its answer).")
-def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet, follow_up):
+@click.option("--continue", "-c", "--follow-up", "-f", "continue_last", is_flag=True,
+              help="Continue the last conversation asked here (the model sees its last turns).")
+@click.option("--conversation", "conversation", metavar="ID",
+              help="Continue this conversation of `localsearch history` (an id, or its first letters).")
+@click.option("--no-history", is_flag=True, help="Do not keep this question and its answer in the history.")
+def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet,
+        continue_last, conversation, no_history):
     """Answer QUESTION from the web, with numbered citations."""
-    from .config import Config
     from .events import fold_events
 
     question = " ".join(question).strip()
@@ -156,18 +159,15 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         raise click.BadParameter(f"no such file: {model_path}", param_hint="--model")
     settings = retrieval_settings(engines, searxng_url, max_pages, top_k, offline,
                                   model=str(Path(model_path).expanduser().absolute()) if model_path else None,
-                                  llm=False if no_llm else None)
-    history = Path(Config.load().data_dir) / CONVERSATION
-    conversation = _load_conversation(history) if follow_up else None
+                                  llm=False if no_llm else None, history=False if no_history else None)
+    conversation_id = _conversation_to_continue(continue_last, conversation)
     config, stream = run_request("ask", settings, question=question,
-                                 **({"conversation": conversation} if conversation else {}))
+                                 **({"conversation_id": conversation_id} if conversation_id else {}))
     show = not quiet and not as_json
     draft = _Draft() if sys.stdout.isatty() and not as_json else None
     events, held, shown_extract = [], [], False
     for event in stream:
         events.append(event)
-        if event.type == "answer":  # the next --follow-up continues from here
-            _save_conversation(history, (conversation or []) + [event.data.get("turn") or {"question": question}])
         if draft is not None and draft.rows and event.type != "answer":
             if event.type != "answer_delta":
                 held.append(event)  # progress waits until the draft is replaced
@@ -209,30 +209,25 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         sys.exit(1)
 
 
-CONVERSATION = "conversation.json"  # in the data directory: the last question, for --follow-up
-KEEP_TURNS = 4
+def _conversation_to_continue(continue_last: bool, given: str | None) -> str | None:
+    """The id of the conversation `ask --continue` or `ask --conversation ID` continues."""
+    from .config import Config
+    from .history import History
 
-
-def _load_conversation(path: Path) -> list[dict]:
-    try:
-        turns = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.UsageError("--follow-up: no earlier question to follow up (ask one first)") from None
-    except (OSError, ValueError) as error:
-        raise click.UsageError(f"--follow-up: cannot read {path}: {error}") from None
-    if not isinstance(turns, list) or not turns:
-        raise click.UsageError(f"--follow-up: {path} holds no earlier question")
-    return turns
-
-
-def _save_conversation(path: Path, turns: list[dict]) -> None:
-    from .private import private_directory
-
-    try:
-        private_directory(path.parent)
-        path.write_text(json.dumps(turns[-KEEP_TURNS:], ensure_ascii=False), encoding="utf-8")
-    except OSError as error:  # the answer matters more than the memory of it
-        click.echo(f"  ! could not save the conversation for --follow-up: {error}", err=True)
+    if continue_last and given:
+        raise click.UsageError("--continue and --conversation both name a conversation: give one")
+    if not (continue_last or given):
+        return None
+    config = Config.load()
+    if not config.history:
+        raise click.UsageError("the history is off (setting history = false): there is no conversation to continue")
+    history = History(config.data_dir)
+    if given:
+        return history.resolve(given)
+    last = history.last(client="cli")
+    if last is None:
+        raise click.UsageError("--continue: no earlier conversation to continue (ask a question first)")
+    return last
 
 
 class _Draft:
@@ -344,74 +339,6 @@ def serve(idle_minutes):
     run_server(Config.load(), idle_minutes=idle_minutes)
 
 
-@cli.command("install-host")
-@click.option("--browser", "browsers", multiple=True, metavar="NAME",
-              help="chrome, chromium, edge, brave, vivaldi or firefox (repeatable; default: every one found).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def install_host_command(browsers, as_json):
-    """Let the browser extension reach localsearch: register the native-messaging host."""
-    from .hostinstall import install_host
-
-    written = install_host(list(browsers) or None)
-    if as_json:
-        click.echo(json.dumps(written, indent=2))
-        return
-    for entry in written:
-        click.echo(f"{entry['browser']}: {entry['manifest']}")
-
-
-@cli.command("uninstall-host")
-def uninstall_host_command():
-    """Remove what `localsearch install-host` wrote."""
-    from .hostinstall import uninstall_host
-
-    removed = uninstall_host()
-    for path in removed:
-        click.echo(f"removed {path}")
-    if not removed:
-        click.echo("nothing to remove: the host is not installed")
-
-
-@cli.command()
-@click.option("--offline", is_flag=True, help="Do not check the search engines (no network).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor(offline, as_json):
-    """Say what is wrong, and what to do: browsers and the host, models, server, data, engines."""
-    from .config import Config
-    from .doctor import as_json as checks_json
-    from .doctor import diagnose
-
-    checks = diagnose(Config.load(), offline=offline)
-    if as_json:
-        click.echo(json.dumps(checks_json(checks), indent=2))
-    else:
-        for check in checks:
-            mark = {True: click.style("ok ", fg="green"), False: click.style("!! ", fg="red"), None: "-- "}[check.ok]
-            click.echo(f"{mark}{check.name}: {check.detail}")
-            if check.fix:
-                click.echo(f"     fix: {check.fix}")
-    sys.exit(1 if any(check.ok is False for check in checks) else 0)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("caller", nargs=-1, type=click.UNPROCESSED)
-def host(caller):
-    """The native-messaging host the browser extension starts (not for use by hand).
-
-    CALLER is what the browser passes: Chromium the extension's origin, Firefox the host
-    manifest's path and the add-on's id."""
-    from .host import run_host
-
-    # Frames are the only thing stdout may carry: keep it for them, and send whatever else
-    # would be printed (a plugin's stray print, a library's warning) to stderr. Started as
-    # `python -m localsearch host` (the launcher), that was done before any import.
-    kept = os.environ.pop("_LOCALSEARCH_HOST_FRAMES_FD", None)
-    if kept is None:
-        kept = str(os.dup(sys.stdout.fileno()))
-        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    sys.exit(run_host(list(caller), sys.stdin.buffer, os.fdopen(int(kept), "wb")))
-
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json):
@@ -464,6 +391,8 @@ def _register_plugin_commands() -> None:
     for problem in register_commands(cli):  # a broken plugin costs its commands, not the CLI
         click.secho(f"Warning: {problem}", fg="yellow", err=True)
 
+
+from . import cli_browser, cli_history  # noqa: E402,F401  (their commands join the group)
 
 load_plugins()
 _register_plugin_commands()

@@ -66,6 +66,8 @@ CORE_SETTINGS = [
             "without a client (0: never)"),
     Setting("host_extensions", [], "ids of other browser extensions that may use the native-messaging host "
             "(Chromium's 32-letter id, or a Firefox add-on id)"),
+    Setting("history", True, "keep each question, its answer, citations and sources in the history (history.sqlite3 "
+            "in the data directory), for follow-ups and `localsearch history`; false: keep nothing new"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
     Setting("max_tokens", 128, "most tokens the language model may write (an answer of two or three sentences "
             "with citations takes about 80)"),

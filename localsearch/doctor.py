@@ -47,6 +47,7 @@ def diagnose(config: Config, offline: bool = False) -> list[Check]:
     checks.append(_models(config))
     checks.append(_server(config))
     checks.append(_data_dir(config))
+    checks.append(_history(config))
     checks.append(_engines(config) if not (offline or config.offline)
                   else Check("search engines", None, "not checked (offline)"))
     return checks
@@ -198,6 +199,20 @@ def _data_dir(config: Config) -> Check:
         return Check("data directory", False, f"{folder} is not writable: {error}",
                      "set data_dir to a folder you own (`localsearch config`)")
     return Check("data directory", True, f"{folder} is writable")
+
+
+def _history(config: Config) -> Check:
+    from .history import History, HistoryError
+
+    history = History(config.data_dir)
+    try:
+        _, total = history.conversations(limit=1)
+    except HistoryError as error:
+        return Check("history", False, str(error),
+                     f"move it aside (a new one is made on the next question): mv '{history.path}' "
+                     f"'{history.path}.broken'")
+    state = "on" if config.history else "off (setting history = false: nothing new is kept)"
+    return Check("history", True, f"{total} conversation{'s' if total != 1 else ''} in {history.path}; {state}")
 
 
 def _engines(config: Config) -> Check:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
+           "CONTROL_REQUESTS",
            "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings"]
 
 PROTOCOL_VERSION = 1
@@ -19,7 +20,7 @@ MAX_HTML = 10_000_000  # characters of a page the browser sends; a longer one is
 @dataclass(frozen=True)
 class Field:
     """One field of a request: its JSON type, whether it must be there, and its largest size
-    (characters of a string, items of a list, keys of an object)."""
+    (characters of a string, items of a list, keys of an object, value of a whole number)."""
 
     kind: type
     required: bool = False
@@ -30,7 +31,10 @@ class Field:
 _QUESTION = Field(str, True, 2000, "the question")
 _SETTINGS = Field(dict, False, 40, "settings for this request only (what a client may change: see below)")
 _CONVERSATION = Field(list, False, 20, "earlier turns, oldest first: objects with `question` and `answer` "
-                                       "(and `messages`, `reply` from an earlier `answer` message's `turn`)")
+                                       "(and `messages`, `reply` from an earlier `answer` message's `turn`); "
+                                       "for a client that keeps its own history")
+_CONVERSATION_ID = Field(str, False, 64, "continue this conversation of the history (the `conversation_id` of "
+                                         "an earlier `answer` message); without it, a question begins a new one")
 
 COMMON = {
     "id": Field(str, True, 128, "chosen by the client; every message back carries it"),
@@ -43,14 +47,21 @@ PAGE_FIELDS = {
     "selection": Field(str, False, 20000, "text the user selected: sentences about it rank higher"),
 }
 REQUESTS: dict[str, dict[str, Field]] = {
-    "ask": {"question": _QUESTION, "conversation": _CONVERSATION, "settings": _SETTINGS},
+    "ask": {"question": _QUESTION, "conversation_id": _CONVERSATION_ID, "conversation": _CONVERSATION,
+            "settings": _SETTINGS},
     "ask_page": {"question": _QUESTION, "page": Field(dict, True, len(PAGE_FIELDS), "the page the browser shows: "
                                                       + ", ".join(f"`{name}`" for name in PAGE_FIELDS)),
                  "search": Field(bool, False, None, "also search the web (default: answer from the page alone)"),
-                 "conversation": _CONVERSATION, "settings": _SETTINGS},
+                 "conversation_id": _CONVERSATION_ID, "conversation": _CONVERSATION, "settings": _SETTINGS},
     "search": {"query": Field(str, True, 2000, "what to find"), "settings": _SETTINGS},
     "index": {"urls": Field(list, True, 500, "URLs to fetch and index (`file:` URLs from the command line only)"),
               "refresh": Field(bool, False, None, "fetch again even if the cached copy is fresh")},
+    "history": {"limit": Field(int, False, 500, "most conversations to list (default 50), newest first"),
+                "offset": Field(int, False, 10**9, "conversations to skip (the next page of the list)"),
+                "query": Field(str, False, 500, "only conversations with a question or answer containing this")},
+    "conversation": {"conversation_id": Field(str, True, 64, "the conversation to reopen")},
+    "delete": {"conversation_id": Field(str, False, 64, "the conversation to delete"),
+               "all": Field(bool, False, None, "delete every conversation (instead of `conversation_id`)")},
     "cancel": {"target": Field(str, True, 128, "the `id` of a request of the same connection")},
     "status": {},
     "ping": {},
@@ -67,18 +78,27 @@ MESSAGES = {
     "sources": "the numbered `sources` and the best `passages` (all a `search` request returns)",
     "extractive_answer": "the answer made of the best source sentences, in the `answer` shape, at once",
     "answer_delta": "a piece of the model's answer as it is written (`text`), not yet checked",
-    "answer": "the checked answer, in the shape of `localsearch ask --json` (see README), plus `turn`: what a "
-              "follow-up request sends back in `conversation`",
+    "answer": "the checked answer, in the shape of `localsearch ask --json` (see README), plus "
+              "`conversation_id` and `position` (the turn's number in it) when the history keeps it, and `turn`: "
+              "what a follow-up request sends back in `conversation`",
     "warning": "a problem that costs part of the work, not the request: `message`, `stage`",
     "status": "the server's state: `protocol`, `version`, `pid`, `running`, `waiting`, `workers`, `queue`, "
               "`loaded` (models held), `indexing` (pages read, waiting to be stored), `data_dir`, `uptime`",
     "pong": "the answer to `ping`: `protocol`, `version`",
+    "conversations": "the answer to `history`: `conversations` (each `id`, `title` (its first question), `client`, "
+                     "`created`, `updated` (seconds since 1970), `turns`), `total` (how many match) and `enabled` "
+                     "(whether new questions are kept)",
+    "conversation": "the answer to `conversation`: `id`, `title`, `client`, `created`, `updated` and `turns`, "
+                    "each `position`, `question`, `created` and `answer` (the data of its `answer` message)",
     "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
-            "`cancelled`, whether there was such a request)",
+            "`cancelled`, whether there was such a request; `delete`: `deleted`, how many conversations)",
     "error": "the request failed: `message`, `kind` (protocol, busy, cancelled, internal, ...); it ends the stream",
 }
 MESSAGE_TYPES = tuple(MESSAGES)
-assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong"}, "every event type is a documented message"
+assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong", "conversations", "conversation"}, \
+    "every event type is a documented message"
+# Requests answered at once, beside the questions being worked on (they never wait for a worker).
+CONTROL_REQUESTS = ("ping", "status", "cancel", "history", "conversation", "delete")
 CLIENTS = ("browser", "cli")
 
 # What a request may change depends on who sent it. The browser (through the native-messaging
@@ -117,6 +137,11 @@ def check_request(request) -> tuple[str, str, dict]:
         _check_fields(fields, REQUESTS[kind], f"{kind} request")
         if kind == "ask_page":
             _check_fields(fields["page"], PAGE_FIELDS, "page")
+        if fields.get("conversation_id") is not None and fields.get("conversation") is not None:
+            raise ProtocolError("send either conversation_id (the history keeps the turns) or conversation "
+                                "(the turns themselves), not both")
+        if kind == "delete" and (fields.get("conversation_id") is None) == (not fields.get("all")):
+            raise ProtocolError("a delete request names a conversation_id, or sets all to true (not both)")
         if kind == "index" and not all(isinstance(url, str) and 0 < len(url) <= 4096 for url in fields["urls"]):
             raise ProtocolError("urls must be a list of URL strings (at most 4096 characters each)")
     except ProtocolError as error:
@@ -140,7 +165,10 @@ def _check_fields(values: dict, spec: dict[str, Field], what: str, strict: bool 
         value = values[name]
         if not isinstance(value, field.kind) or (field.kind is not bool and isinstance(value, bool)):
             raise ProtocolError(f"field {name!r} of {what} must be {_json_name(field.kind)}, not {_json_type(value)}")
-        if field.limit is not None and len(value) > field.limit:
+        if field.kind is int:
+            if not 0 <= value <= (field.limit or value):
+                raise ProtocolError(f"field {name!r} of {what} must be between 0 and {field.limit:,}, not {value}")
+        elif field.limit is not None and len(value) > field.limit:
             unit = {str: "characters", list: "items", dict: "keys"}[field.kind]
             raise ProtocolError(f"field {name!r} of {what} is too long: {len(value):,} {unit}, "
                                 f"at most {field.limit:,}")

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from . import __version__, components
 from .config import Config
 from .errors import LocalsearchError
-from .protocol import CLIENTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
+from .history import History, HistoryError
+from .protocol import CLIENTS, CONTROL_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
 from .types import Event, Page
 
 __all__ = ["Session", "stream", "message", "events_of"]
@@ -59,6 +60,7 @@ class Session:
 
         self.config = config
         self.pipeline = Pipeline(config=config)
+        self.history = History(config.data_dir)
         self.started = time.time()
         self._lock = threading.Lock()
         self._running: dict[tuple, _Job] = {}
@@ -73,7 +75,7 @@ class Session:
         except ProtocolError as error:
             _delivered(send, _error(error.id, f"bad request: {error}", "protocol"))
             return
-        if kind in ("ping", "status", "cancel"):
+        if kind in CONTROL_REQUESTS:
             for reply in self._control(id, kind, fields, scope):
                 _delivered(send, reply)
             return
@@ -111,7 +113,7 @@ class Session:
         except ProtocolError as error:
             yield _error(error.id, f"bad request: {error}", "protocol")
             return
-        if kind in ("ping", "status", "cancel"):
+        if kind in CONTROL_REQUESTS:
             yield from self._control(id, kind, fields, None)
             return
         job = _Job(id, kind, fields, client, lambda _: True, None)
@@ -180,24 +182,53 @@ class Session:
         fields, pipeline = job.fields, self.pipeline
         settings = fields.get("settings") or {}
         check_settings(settings, job.client)
-        if job.kind == "ask":
-            return pipeline.ask(fields["question"], conversation=fields.get("conversation"), settings=settings,
-                                cancel=job.cancel)
-        if job.kind == "ask_page":
-            given = fields["page"]
-            page = Page(url=given["url"], status="ok", final_url=given["url"], html=given["html"],
-                        content_type="text/html", title=given.get("title") or "")
-            return pipeline.ask(fields["question"], conversation=fields.get("conversation"), page=page,
-                                focus=given.get("selection") or "", search_web=bool(fields.get("search")),
-                                settings=settings, cancel=job.cancel)
+        if job.kind in ("ask", "ask_page"):
+            keep = self.config.replace(**settings).history if "history" in settings else self.config.history
+            conversation_id = fields.get("conversation_id")
+            conversation = fields.get("conversation")
+            if conversation_id is not None:
+                if not keep:
+                    raise ProtocolError("the history is off (setting history), so a conversation cannot be "
+                                        "continued by its id; send the earlier turns in conversation instead")
+                conversation = self.history.turns(conversation_id)
+            if job.kind == "ask":
+                events = pipeline.ask(fields["question"], conversation=conversation, settings=settings,
+                                      cancel=job.cancel)
+            else:
+                given = fields["page"]
+                page = Page(url=given["url"], status="ok", final_url=given["url"], html=given["html"],
+                            content_type="text/html", title=given.get("title") or "")
+                events = pipeline.ask(fields["question"], conversation=conversation, page=page,
+                                      focus=given.get("selection") or "", search_web=bool(fields.get("search")),
+                                      settings=settings, cancel=job.cancel)
+            return self._kept(events, conversation_id, job.client) if keep else events
         if job.kind == "search":
             return pipeline.ask(fields["query"], settings=settings, cancel=job.cancel, generate=False)
         # index: file: URLs only when the user named them on the command line
         return pipeline.index(fields["urls"], refresh=bool(fields.get("refresh")), cancel=job.cancel,
                               allow_files=job.client == "cli")
 
+    def _kept(self, events: Iterator[Event], conversation_id: str | None, client: str) -> Iterator[Event]:
+        """``events``, with the answer kept in the history: its message then carries the
+        conversation's id and the turn's position. An answer the history cannot keep is still
+        given, after a warning."""
+        for event in events:
+            if event.type == "answer":
+                try:
+                    kept_in, position = self.history.add_turn(conversation_id, event.data, client)
+                except HistoryError as error:
+                    yield Event("warning", {"message": f"not kept in the history: {error}", "stage": "answer"})
+                else:
+                    event = Event("answer", {**event.data, "conversation_id": kept_in, "position": position})
+            yield event
+
     def _control(self, id: str, kind: str, fields: dict, scope: object) -> Iterator[dict]:
-        if kind == "ping":
+        if kind in ("history", "conversation", "delete"):
+            try:
+                yield from self._history(id, kind, fields)
+            except HistoryError as error:
+                yield _error(id, str(error), type(error).__name__)
+        elif kind == "ping":
             yield message(id, "pong", {"protocol": PROTOCOL_VERSION, "version": __version__})
             yield message(id, "done")
         elif kind == "status":
@@ -212,6 +243,20 @@ class Session:
             yield message(id, "done")
         else:
             yield message(id, "done", {"cancelled": self._cancel(fields["target"], scope)})
+
+    def _history(self, id: str, kind: str, fields: dict) -> Iterator[dict]:
+        if kind == "history":
+            conversations, total = self.history.conversations(fields.get("limit", 50), fields.get("offset") or 0,
+                                                              fields.get("query") or "")
+            yield message(id, "conversations", {"conversations": conversations, "total": total,
+                                                "enabled": bool(self.config.history)})
+            yield message(id, "done")
+        elif kind == "conversation":
+            yield message(id, "conversation", self.history.conversation(fields["conversation_id"]))
+            yield message(id, "done")
+        else:
+            deleted = self.history.delete(None if fields.get("all") else [fields["conversation_id"]])
+            yield message(id, "done", {"deleted": deleted})
 
     def _cancel(self, target: str, scope: object) -> bool:
         with self._lock:

@@ -80,6 +80,8 @@ def test_the_protocol_doc_matches_what_the_session_accepts():
             request[name] = {"url": "https://a.example/", "html": "<p>x</p>"} if name == "page" else samples[field.kind]
         if kind == "index":
             request["urls"] = ["https://a.example/"]
+        if kind == "delete":  # one of its two fields, neither required alone
+            request["all"] = True
         assert protocol.check_request(request)[1] == kind
         with pytest.raises(protocol.ProtocolError, match="unknown field"):
             protocol.check_request({**request, "surplus": 1})

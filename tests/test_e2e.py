@@ -170,17 +170,26 @@ def test_a_follow_up_reuses_the_kv_cache(make_pipeline):
     assert usage["prompt_tokens"] > usage["cached_tokens"]
 
 
-def test_follow_up_on_the_command_line_continues_the_last_question(home, web):
+def test_ask_continue_on_the_command_line_continues_the_last_conversation(home, web):
     common = ["--json", "--no-llm", "--searxng-url", web.url, "--max-pages", "2"]
-    none_yet = run(home, "ask", "--follow-up", *common, "Who built it?")
-    assert none_yet.returncode == 2 and "no earlier question" in none_yet.stderr
-    run(home, "ask", *common, QUESTION, check=True)
-    run(home, "ask", "-f", *common, "Who built it?", check=True)
-    turns = json.loads((home / "data" / "conversation.json").read_text())
-    assert [t["question"] for t in turns] == [QUESTION, "Who built it?"]
-    assert all(t["answer"] for t in turns)
-    run(home, "ask", *common, QUESTION, check=True)  # a plain ask starts a new conversation
-    assert len(json.loads((home / "data" / "conversation.json").read_text())) == 1
-    (home / "data" / "conversation.json").write_text("{not json")
-    broken = run(home, "ask", "-f", *common, "Who built it?")
-    assert broken.returncode == 2 and "cannot read" in broken.stderr
+    none_yet = run(home, "ask", "--continue", *common, "And how tall is it?")
+    assert none_yet.returncode == 2 and "no earlier conversation" in none_yet.stderr
+    first = json.loads(run(home, "ask", *common, QUESTION, check=True).stdout)
+    follow_up = json.loads(run(home, "ask", "-c", *common, "And how tall is it?", check=True).stdout)
+    assert follow_up["conversation_id"] == first["conversation_id"] and follow_up["position"] == 2
+    assert "41 metres" in follow_up["answer"]  # found with the earlier question's subject
+    new = json.loads(run(home, "ask", *common, QUESTION, check=True).stdout)  # a plain ask begins a new one
+    assert new["conversation_id"] != first["conversation_id"] and new["position"] == 1
+    unkept = json.loads(run(home, "ask", "--no-history", *common, QUESTION, check=True).stdout)
+    assert "conversation_id" not in unkept
+
+    listed = json.loads(run(home, "history", "--json", check=True).stdout)
+    assert [(c["id"], c["turns"]) for c in listed["conversations"]] == [(new["conversation_id"], 1),
+                                                                       (first["conversation_id"], 2)]
+    shown = json.loads(run(home, "history", "show", "--json", first["conversation_id"][:6], check=True).stdout)
+    assert [t["question"] for t in shown["turns"]] == [QUESTION, "And how tall is it?"]
+    assert shown["turns"][1]["answer"]["citations"] == follow_up["citations"]
+    again = json.loads(run(home, "ask", "--conversation", first["conversation_id"][:6], *common, "Who built it?",
+                           check=True).stdout)
+    assert again["conversation_id"] == first["conversation_id"] and again["position"] == 3
+    assert not (home / "data" / "conversation.json").exists()

@@ -140,6 +140,18 @@ def test_a_question_through_the_host_is_answered_by_a_server_it_starts_and_that_
     assert second.end_of("q2")["type"] == "done"
     timings = second.wait(lambda m: m["id"] == "q2" and m["type"] == "answer")["data"]["timings"]
     assert timings.get("load", 0.0) < 0.5, timings
+
+    # The first connection's conversation is in the history: the new one continues, lists and reopens it.
+    second.send({"id": "q3", "type": "ask", "question": "And how tall is it?", "conversation_id": answer["conversation_id"]})
+    assert second.end_of("q3")["type"] == "done"
+    follow_up = second.wait(lambda m: m["id"] == "q3" and m["type"] == "answer")["data"]
+    assert follow_up["position"] == 2 and "41 metres" in follow_up["answer"]
+    second.send({"id": "h1", "type": "history"})
+    listed = second.wait(lambda m: m["id"] == "h1" and m["type"] == "conversations")["data"]
+    assert [(c["title"], c["turns"], c["client"]) for c in listed["conversations"]][0] == (QUESTION, 2, "browser")
+    second.send({"id": "h2", "type": "conversation", "conversation_id": answer["conversation_id"]})
+    reopened = second.wait(lambda m: m["id"] == "h2" and m["type"] == "conversation")["data"]
+    assert [t["answer"]["answer"] for t in reopened["turns"]] == [answer["answer"], follow_up["answer"]]
     assert second.close() == 0
 
     # With no client left, the server it started stops by itself.
@@ -293,6 +305,7 @@ def test_doctor_reports_each_problem_with_what_to_do_and_exits_non_zero(tmp_path
     vivaldi.parent.mkdir(parents=True)
     vivaldi.write_text(json.dumps({**moved, "path": str(talker)}))
     (tmp_path / "snap" / "brave").mkdir(parents=True)
+    (tmp_path / "data" / "history.sqlite3").write_bytes(b"not a database" * 100)
 
     done = _install(environment, "doctor", "--offline", "--json")
     assert done.returncode == 1, done.stderr
@@ -304,4 +317,5 @@ def test_doctor_reports_each_problem_with_what_to_do_and_exits_non_zero(tmp_path
     assert "does not answer" in checks["browser vivaldi"]["detail"]
     assert "cannot start native-messaging hosts" in checks["browser brave: Snap"]["detail"]
     assert checks["data directory"]["ok"] is True and checks["search engines"]["ok"] is None
+    assert checks["history"]["ok"] is False and "mv " in checks["history"]["fix"]
     assert not (tmp_path / "data" / "serve.sock").exists()  # the launcher's check started no server
