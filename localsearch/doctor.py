@@ -121,11 +121,13 @@ def _ping(launcher: Path, browser: str) -> str:
         (length,) = struct.unpack("=I", out[:4])
         try:
             reply = json.loads(out[4:4 + length])
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict):
             if reply.get("type") == "pong":
                 return ""
-            return f"it replied {reply.get('type')}: {reply.get('data', {}).get('message', '')}"
-        except ValueError:
-            pass
+            data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+            return f"it replied {reply.get('type')!r}: {data.get('message', '')}".rstrip(": ")
     error = done.stderr.decode("utf-8", "replace").strip().splitlines()
     return f"exit code {done.returncode}" + (f": {error[-1]}" if error else "") + \
         (f" (stdout: {out[:60]!r})" if out else "")
@@ -185,7 +187,7 @@ def _server(config: Config) -> Check:
     if status is None or status["type"] != "status":
         return Check("server", False, "a server answers on the socket but not with its status",
                      "stop it and start `localsearch serve` again")
-    data = status["data"]
+    data = status["data"] if isinstance(status.get("data"), dict) else {}
     return Check("server", True, f"running (pid {data.get('pid')}, {data.get('running', 0)} questions running)")
 
 

@@ -8,6 +8,7 @@ Event types (``Event.type``): ``stage_start``, ``stage_end`` (stage, seconds, de
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ import traceback
 from .errors import Cancelled, LocalsearchError
 from .types import Event
 
-__all__ = ["Run", "EVENT_TYPES", "warning", "fatal", "fold_events"]
+__all__ = ["Run", "EVENT_TYPES", "warning", "fatal", "fold_events", "finite"]
 
 EVENT_TYPES = ("stage_start", "stage_end", "search_results", "page", "sources", "extractive_answer",
                "answer_delta", "answer", "warning", "done", "error")
@@ -80,3 +81,15 @@ def fold_events(events) -> dict:
         if "timings" in event.data:
             result["timings"] = dict(event.data["timings"])
     return result
+
+
+def finite(value):
+    """``value`` with NaN and infinities as None: JSON has no such numbers, and a browser's
+    JSON.parse refuses the ``NaN`` Python would write (a score a plugin computed as 0/0)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value

@@ -6,14 +6,14 @@ write waits for another to finish rather than failing)."""
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import sqlite3
 import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LocalsearchError
+from .events import finite
 
 __all__ = ["History", "HistoryError", "NoSuchConversation", "HISTORY_FILE", "KEEP_TURNS"]
 
@@ -38,10 +38,15 @@ CREATE TABLE IF NOT EXISTS turns (
     answer TEXT NOT NULL,         -- the answer's text, with its [n] markers
     document TEXT NOT NULL,       -- JSON: the answer message (citations, sources, model, timings)
     continuation TEXT,            -- JSON: the model's prompt and reply, repeated by a follow-up
+    client TEXT NOT NULL,         -- who asked it: cli or browser
     created REAL NOT NULL,
     PRIMARY KEY (conversation_id, position)
 );
 CREATE INDEX IF NOT EXISTS conversations_by_update ON conversations(updated DESC);
+CREATE INDEX IF NOT EXISTS turns_by_client ON turns(client, created DESC);
+CREATE TABLE IF NOT EXISTS cleared (
+    at REAL NOT NULL              -- when every conversation was last deleted (one row at most)
+);
 PRAGMA user_version = 1;
 COMMIT;
 """
@@ -60,17 +65,24 @@ class History:
         self.path = Path(data_dir) / HISTORY_FILE
 
     # -- writing ------------------------------------------------------------------------------
-    def add_turn(self, conversation_id: str | None, answer: dict, client: str) -> tuple[str, int]:
+    def add_turn(self, conversation_id: str | None, answer: dict, client: str,
+                 asked: float | None = None) -> tuple[str, int]:
         """Store one answered question (an ``answer`` message's data) as the next turn of
         ``conversation_id``, or of a new conversation when it is None; returns (id, position).
-        A conversation deleted while its follow-up was being answered stays deleted."""
-        question = _text(answer.get("question") or "")
+        What was deleted while the question was being answered (``asked``: when it was asked)
+        stays deleted: a conversation, or all of them."""
+        answer = _storable(answer)
+        question = answer.get("question") or ""
         turn = answer.get("turn") or {}
         document = {k: v for k, v in answer.items() if k != "turn"}
         continuation = ({"messages": turn["messages"], "reply": turn["reply"]}
                         if turn.get("messages") and turn.get("reply") else None)
         now = time.time()
         with self._writing() as db:
+            cleared = db.execute("SELECT MAX(at) FROM cleared").fetchone()[0]
+            if asked is not None and cleared is not None and cleared >= asked:
+                raise NoSuchConversation("the history was cleared while this question was answered; "
+                                         "the answer was not kept")
             if conversation_id is None:
                 conversation_id = _new_id(db)
                 db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
@@ -79,9 +91,9 @@ class History:
                 raise NoSuchConversation(f"conversation {conversation_id} was deleted; the answer was not kept")
             position = db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
                                   (conversation_id,)).fetchone()[0]
-            db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (conversation_id, position, question, _text(answer.get("answer") or ""),
-                        _json(document), _json(continuation) if continuation else None, now))
+            db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (conversation_id, position, question, answer.get("answer") or "",
+                        _json(document), _json(continuation) if continuation else None, client, now))
         return conversation_id, position
 
     def delete(self, conversation_ids: list[str] | None = None) -> int:
@@ -90,13 +102,23 @@ class History:
         with self._writing() as db:
             if conversation_ids is None:
                 deleted = db.execute("DELETE FROM conversations").rowcount
+                db.execute("DELETE FROM cleared")
+                db.execute("INSERT INTO cleared VALUES (?)", (time.time(),))
             else:
-                deleted = sum(db.execute("DELETE FROM conversations WHERE id = ?", (id,)).rowcount
+                deleted = sum(db.execute("DELETE FROM conversations WHERE id = ?", (_text(id),)).rowcount
                               for id in conversation_ids)
-        if deleted and self.path.exists():
-            with closing(self._connect()) as db:  # the write-ahead log holds the old pages too
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if deleted:
+            self._checkpoint()
         return deleted
+
+    def _checkpoint(self) -> None:
+        """Move the write-ahead log into the file and empty it: until then the log holds the
+        deleted pages, and the file the old ones. A reader in another process holds the log
+        back; the next write's checkpoint then finishes the job."""
+        deadline = time.monotonic() + 2.0
+        with self._reading() as db:
+            while db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     # -- reading ------------------------------------------------------------------------------
     def turns(self, conversation_id: str, keep: int = KEEP_TURNS) -> list[dict]:
@@ -125,7 +147,7 @@ class History:
     def conversations(self, limit: int = 50, offset: int = 0, query: str = "") -> tuple[list[dict], int]:
         """(the newest conversations first, how many there are in all); ``query``: only those
         with a question or answer containing it (case-insensitive for ASCII letters)."""
-        where, parameters = "", []
+        where, parameters, query = "", [], _text(query)
         if query:
             where = ("WHERE c.id IN (SELECT conversation_id FROM turns WHERE instr(lower(question), lower(?)) "
                      "OR instr(lower(answer), lower(?)))")
@@ -139,15 +161,22 @@ class History:
         return [_summary(row[:5], row[5]) for row in rows], total
 
     def last(self, client: str | None = None) -> str | None:
-        """The id of the conversation most recently asked in (by ``client``, if given)."""
+        """The id of the conversation most recently asked in (by ``client``, if given: the
+        one of its last question, whoever began the conversation)."""
         with self._reading() as db:
-            row = db.execute("SELECT id FROM conversations WHERE ? IS NULL OR client = ? "
-                             "ORDER BY updated DESC, rowid DESC LIMIT 1", (client, client)).fetchone()
+            if client is None:
+                row = db.execute("SELECT id FROM conversations ORDER BY updated DESC, rowid DESC LIMIT 1").fetchone()
+            else:
+                row = db.execute("SELECT conversation_id FROM turns WHERE client = ? "
+                                 "ORDER BY created DESC, rowid DESC LIMIT 1", (client,)).fetchone()
         return row[0] if row else None
 
     def resolve(self, prefix: str) -> str:
         """The id of the one conversation whose id starts with ``prefix`` (as ``history`` shows
         them, shortened), else HistoryError."""
+        prefix = _text(prefix)
+        if not prefix.strip():
+            raise NoSuchConversation("no conversation id given (see: localsearch history)")
         with self._reading() as db:
             ids = [row[0] for row in db.execute("SELECT id FROM conversations WHERE substr(id, 1, ?) = ? LIMIT 2",
                                                 (len(prefix), prefix))]
@@ -178,19 +207,47 @@ class History:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA secure_delete = ON")
             if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer
-                db.executescript(_SCHEMA)  # one transaction, and harmless if another process ran it first
-        except sqlite3.Error as error:
+                self._create(db)
+            self._make_private()
+        except (OSError, sqlite3.Error) as error:
             db.close()
             raise HistoryError(f"cannot use the history {self.path}: {error}") from None
         return db
+
+    def _make_private(self) -> None:
+        """The file and its -wal and -shm are the user's alone, whatever the umask of the
+        process that made them. By chmod, never by opening the file: closing any descriptor of
+        it would drop the locks SQLite holds on it in this process (and corrupt the database)."""
+        for path in (self.path, self.path.with_name(self.path.name + "-wal"),
+                     self.path.with_name(self.path.name + "-shm")):
+            try:
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """Make the tables: one transaction, harmless if another process made them first.
+        Switching to WAL does not wait for another process's lock as statements do: it is
+        tried again until WAIT_SECONDS have passed."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer
+                db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
     def _reading(self):
         db = self._connect()
         try:
             yield db
-        except sqlite3.Error as error:
+        except (sqlite3.Error, UnicodeError) as error:
             raise HistoryError(f"cannot read the history {self.path}: {error}") from None
         finally:
             db.close()
@@ -208,7 +265,7 @@ class History:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, UnicodeError) as error:
             raise HistoryError(f"cannot write the history {self.path}: {error}") from None
         finally:
             db.close()
@@ -232,6 +289,18 @@ def _text(value: str) -> str:
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _storable(value):
+    """``value`` with every string as SQLite and the terminal can hold it (no lone surrogate)
+    and every number as JSON can (no NaN)."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return finite(value)
+
+
 def _summary(row: tuple, turns: int) -> dict:
     id, title, client, created, updated = row
     return {"id": id, "title": title, "client": client, "created": created, "updated": updated, "turns": turns}
@@ -240,14 +309,4 @@ def _summary(row: tuple, turns: int) -> dict:
 def _json(value) -> str:
     # ASCII, and no NaN: a lone surrogate from the browser or a NaN score must not make the
     # row unreadable by a strict JSON reader (the browser's) later.
-    return json.dumps(_finite(value), ensure_ascii=True, allow_nan=False, default=str)
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(finite(value), ensure_ascii=True, allow_nan=False, default=str)

@@ -28,7 +28,9 @@ __all__ = ["EXTENSION_ID", "GECKO_ID", "caller_refusal", "run_host"]
 # extension/manifest.json (a test checks it), Firefox's is its gecko id there.
 EXTENSION_ID = "denoflnocdkgikopbhcbkhcmjgocbhbc"
 GECKO_ID = "localsearch@localsearch"
-SERVER_START_SECONDS = 30.0  # how long a server the host started may take to open its socket
+# How long a server the host started may take to open its socket: it loads nothing first, but
+# waits for a server that is stopping to finish storing what it read.
+SERVER_START_SECONDS = 90.0
 
 
 def caller_refusal(argv: list[str], config: Config) -> str:

@@ -72,7 +72,8 @@ def _launcher(folder: Path) -> Path:
     settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("LOCALSEARCH_")}
     if sys.platform == "win32":
         path = folder / "localsearch-host.bat"
-        lines = ["@echo off", *(f"set {k}={v}" for k, v in settings.items()),
+        # set "NAME=value": & | < > in a value stay text; % is doubled, else it would expand.
+        lines = ["@echo off", *(f'set "{k}={v.replace("%", "%%")}"' for k, v in settings.items()),
                  f'"{sys.executable}" -m localsearch host %*']
         path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
         return path
@@ -144,22 +145,29 @@ def uninstall_host(config: Config | None = None) -> list[str]:
     config = config or Config.load()
     record = _record_path(config)
     data = _read_record(record)
+    folder = record.parent
+    # Only a launcher of ours, where install_host writes it: the record cannot name another file.
+    launcher = next((p for p in (folder / "localsearch-host", folder / "localsearch-host.bat")
+                     if str(p) == data.get("launcher")), None)
     removed = []
     for entry in data["manifests"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("manifest"), str):
+            continue
         path = Path(entry["manifest"])
         try:
-            if json.loads(path.read_text(encoding="utf-8")).get("name") != HOST_NAME:
-                continue  # replaced by something else since: not ours to remove
+            manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if not isinstance(manifest, dict) or manifest.get("name") != HOST_NAME or launcher is None \
+                or manifest.get("path") != str(launcher):
+            continue  # rewritten since by another installation (or something else): not ours to remove
         if entry.get("registry"):
             _unregister(entry["registry"], path)
         path.unlink()
         removed.append(str(path))
-    launcher = data.get("launcher")
-    if launcher and Path(launcher).exists():
-        Path(launcher).unlink()
-        removed.append(launcher)
+    if launcher is not None and launcher.exists():
+        launcher.unlink()
+        removed.append(str(launcher))
     record.unlink(missing_ok=True)
     return removed
 

@@ -14,6 +14,8 @@ import struct
 import sys
 from typing import BinaryIO
 
+from .events import finite
+
 __all__ = ["MAX_TO_BROWSER", "MAX_FROM_BROWSER", "FrameError", "read_message", "encode_message", "join_parts",
            "write_message"]
 
@@ -99,7 +101,10 @@ def encode_message(message: dict, limit: int = MAX_TO_BROWSER) -> list[bytes]:
     """The frames that carry ``message`` to the browser: one, or ``part`` messages of at most
     ``limit`` bytes each when it is longer (a page's passages, a long answer)."""
     # ASCII escapes: a lone surrogate the browser sent (a JS slice through an emoji) stays JSON.
-    text = json.dumps(message, separators=(",", ":"))
+    try:
+        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or infinity, which the browser's JSON.parse refuses: null
+        text = json.dumps(finite(message), separators=(",", ":"), allow_nan=False)
     frame = _frame(text)
     if len(json.dumps(message.get("id"))) > 1024:
         raise ValueError("a message id over 1,024 characters cannot be sent to the browser")

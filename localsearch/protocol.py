@@ -5,12 +5,13 @@ each kind of client may change.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
-           "CONTROL_REQUESTS",
+           "CONTROL_REQUESTS", "HISTORY_REQUESTS",
            "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings"]
 
 PROTOCOL_VERSION = 1
@@ -98,7 +99,8 @@ MESSAGE_TYPES = tuple(MESSAGES)
 assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong", "conversations", "conversation"}, \
     "every event type is a documented message"
 # Requests answered at once, beside the questions being worked on (they never wait for a worker).
-CONTROL_REQUESTS = ("ping", "status", "cancel", "history", "conversation", "delete")
+HISTORY_REQUESTS = ("history", "conversation", "delete")
+CONTROL_REQUESTS = ("ping", "status", "cancel", *HISTORY_REQUESTS)
 CLIENTS = ("browser", "cli")
 
 # What a request may change depends on who sent it. The browser (through the native-messaging
@@ -112,6 +114,9 @@ BROWSER_LIMITS = {"max_pages": 20, "top_k": 50, "results_per_engine": 50, "max_t
 SETTING_VALUE_LIMIT = 1000  # characters of a string value, items of a list value, from any client
 SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models", "server_idle_minutes",
                    "host_extensions")
+
+
+_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 class ProtocolError(ValueError):
@@ -137,6 +142,8 @@ def check_request(request) -> tuple[str, str, dict]:
         _check_fields(fields, REQUESTS[kind], f"{kind} request")
         if kind == "ask_page":
             _check_fields(fields["page"], PAGE_FIELDS, "page")
+        if isinstance(fields.get("conversation_id"), str) and not _ID.fullmatch(fields["conversation_id"]):
+            raise ProtocolError("conversation_id must be a conversation's id (letters and digits)")
         if fields.get("conversation_id") is not None and fields.get("conversation") is not None:
             raise ProtocolError("send either conversation_id (the history keeps the turns) or conversation "
                                 "(the turns themselves), not both")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import LocalsearchError
+from .events import finite
 from .private import private_directory
 
 __all__ = ["socket_path", "connect", "serve", "remote_stream", "MAX_LINE"]
@@ -89,7 +90,11 @@ def _broken(id, text: str) -> dict:
 def encode(message: dict) -> bytes:
     """One message as a JSON line. A value a plugin left in an event that JSON does not know
     (bytes, a numpy number, a date) goes as its text rather than failing the stream."""
-    return json.dumps(message, default=_as_text).encode("ascii") + b"\n"  # escapes: a lone surrogate stays JSON
+    try:  # ASCII escapes: a lone surrogate stays JSON
+        text = json.dumps(message, default=_as_text, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere: null, which every JSON reader takes
+        text = json.dumps(finite(message), default=_as_text, allow_nan=False)
+    return text.encode("ascii") + b"\n"
 
 
 def _as_text(value) -> str | float:
@@ -167,9 +172,9 @@ class _Connection(socketserver.StreamRequestHandler):
                         "message": f"bad request: not JSON ({error})", "kind": "protocol", "fatal": True}})
                     continue
                 client = request.pop("client", "browser") if isinstance(request, dict) else "browser"
-                if isinstance(request, dict):
-                    server.log(f"{request.get('type')} from {client}: "
-                               f"{json.dumps(request, ensure_ascii=False)[:200]}")
+                if isinstance(request, dict):  # what came, never what it says: questions stay out of logs
+                    server.log(f"{str(request.get('type'))[:32]} {str(request.get('id'))[:32]!r} from {client}, "
+                               f"{len(line):,} bytes")
                 server.session.handle(request, client if client == "cli" else "browser", send, scope=self)
         except OSError:
             pass
@@ -205,11 +210,18 @@ class _Server(socketserver.ThreadingUnixStreamServer):
             return 0.0 if self.clients else time.monotonic() - self.last_client
 
     def stop_when_idle(self, seconds: float) -> None:
-        """Shut down once no client has been connected for ``seconds`` (in a thread of its own)."""
+        """Shut down once no client has been connected for ``seconds`` (in a thread of its own).
+        The socket file goes first, in the same step as the last check that no client is
+        connected: from then on a new client starts a new server instead of reaching this one
+        as it stops."""
         def watch() -> None:
             while True:
                 time.sleep(min(1.0, seconds / 4))
-                if self.idle_for() >= seconds:
+                with self._clients_lock:
+                    idle = not self.clients and time.monotonic() - self.last_client >= seconds
+                    if idle:
+                        Path(self.server_address).unlink(missing_ok=True)
+                if idle:
                     self.log(f"no client for {seconds:.0f} s: stopping")
                     self.shutdown()
                     return
@@ -225,15 +237,17 @@ def serve(config: Config, log=lambda message: print(message, file=sys.stderr, fl
 
     path = socket_path(config)
     private_directory(path.parent)
+    lock = _server_lock(path.parent / "serve.lock", path)
     existing = connect(path)
-    if existing is not None:
+    if existing is not None:  # a server of an older version, which took no lock
         existing.close()
         raise LocalsearchError(f"a server is already running on {path}")
-    path.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)  # left by a server that was killed: no one listens on it
     session = Session(config)
     server = _Server(path, session, log)
     try:
         session.pipeline.warm_up(with_model=config.llm)
+        server.seen(0)  # the idle time counts from now, not from before the models loaded
         log(f"localsearch is serving on {path}; models are loaded")
         if idle_minutes > 0:
             server.stop_when_idle(idle_minutes * 60)
@@ -244,3 +258,30 @@ def serve(config: Config, log=lambda message: print(message, file=sys.stderr, fl
         server.server_close()
         session.close()
         path.unlink(missing_ok=True)
+        lock.close()
+
+
+def _server_lock(path: Path, socket_file: Path, wait: float = 90.0):
+    """An exclusive lock on ``path``, held while this process serves. Two servers started at
+    once (two browsers opening their panels) would otherwise both bind the socket, the second
+    unlinking the first's: one server nobody can reach. While another process holds the lock
+    it is starting (its socket soon answers: LocalsearchError) or stopping (storing what it
+    read: wait for it, up to ``wait`` seconds)."""
+    import fcntl
+
+    lock = open(path, "a")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except OSError:
+            pass
+        running = connect(socket_file)
+        if running is not None or time.monotonic() > deadline:
+            if running is not None:
+                running.close()
+            lock.close()
+            raise LocalsearchError(f"a server is already running in {path.parent}" if running is not None else
+                                   f"another server holds {path} and has not answered for {wait:.0f} s")
+        time.sleep(0.1)

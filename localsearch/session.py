@@ -23,7 +23,7 @@ from . import __version__, components
 from .config import Config
 from .errors import LocalsearchError
 from .history import History, HistoryError
-from .protocol import CLIENTS, CONTROL_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
+from .protocol import CLIENTS, CONTROL_REQUESTS, HISTORY_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
 from .types import Event, Page
 
 __all__ = ["Session", "stream", "message", "events_of"]
@@ -49,6 +49,7 @@ class _Job:
     send: Send
     scope: object
     cancel: threading.Event = field(default_factory=threading.Event)
+    asked: float = field(default_factory=time.time)
 
 
 class Session:
@@ -76,8 +77,13 @@ class Session:
             _delivered(send, _error(error.id, f"bad request: {error}", "protocol"))
             return
         if kind in CONTROL_REQUESTS:
-            for reply in self._control(id, kind, fields, scope):
-                _delivered(send, reply)
+            # The history's requests may wait for another process's write: not on the thread
+            # that reads this connection (a cancel behind them must not wait too).
+            if kind in HISTORY_REQUESTS:
+                threading.Thread(target=self._answer, args=(id, kind, fields, scope, send),
+                                 name=f"localsearch-history-{id}", daemon=True).start()
+            else:
+                self._answer(id, kind, fields, scope, send)
             return
         job = _Job(id, kind, fields, client, send, scope)
         with self._lock:
@@ -105,6 +111,10 @@ class Session:
                 with self._lock:
                     self._running.pop((scope, id), None)
                 _delivered(send, _error(id, f"busy: cannot start a worker ({error})", "busy"))
+
+    def _answer(self, id: str, kind: str, fields: dict, scope: object, send: Send) -> None:
+        for reply in self._control(id, kind, fields, scope):
+            _delivered(send, reply)
 
     def run(self, request, client: str = "cli") -> Iterator[dict]:
         """Check and run one request in the calling thread (a front end in this process)."""
@@ -186,10 +196,7 @@ class Session:
             keep = self.config.replace(**settings).history if "history" in settings else self.config.history
             conversation_id = fields.get("conversation_id")
             conversation = fields.get("conversation")
-            if conversation_id is not None:
-                if not keep:
-                    raise ProtocolError("the history is off (setting history), so a conversation cannot be "
-                                        "continued by its id; send the earlier turns in conversation instead")
+            if conversation_id is not None:  # continued from the history, kept in it only if it is on
                 conversation = self.history.turns(conversation_id)
             if job.kind == "ask":
                 events = pipeline.ask(fields["question"], conversation=conversation, settings=settings,
@@ -201,33 +208,38 @@ class Session:
                 events = pipeline.ask(fields["question"], conversation=conversation, page=page,
                                       focus=given.get("selection") or "", search_web=bool(fields.get("search")),
                                       settings=settings, cancel=job.cancel)
-            return self._kept(events, conversation_id, job.client) if keep else events
+            return self._kept(events, conversation_id, job) if keep else events
         if job.kind == "search":
             return pipeline.ask(fields["query"], settings=settings, cancel=job.cancel, generate=False)
         # index: file: URLs only when the user named them on the command line
         return pipeline.index(fields["urls"], refresh=bool(fields.get("refresh")), cancel=job.cancel,
                               allow_files=job.client == "cli")
 
-    def _kept(self, events: Iterator[Event], conversation_id: str | None, client: str) -> Iterator[Event]:
+    def _kept(self, events: Iterator[Event], conversation_id: str | None, job: _Job) -> Iterator[Event]:
         """``events``, with the answer kept in the history: its message then carries the
         conversation's id and the turn's position. An answer the history cannot keep is still
         given, after a warning."""
-        for event in events:
-            if event.type == "answer":
-                try:
-                    kept_in, position = self.history.add_turn(conversation_id, event.data, client)
-                except HistoryError as error:
-                    yield Event("warning", {"message": f"not kept in the history: {error}", "stage": "answer"})
-                else:
-                    event = Event("answer", {**event.data, "conversation_id": kept_in, "position": position})
-            yield event
+        try:
+            for event in events:
+                if event.type == "answer":
+                    try:
+                        kept_in, position = self.history.add_turn(conversation_id, event.data, job.client, job.asked)
+                    except HistoryError as error:
+                        yield Event("warning", {"message": f"not kept in the history: {error}", "stage": "answer"})
+                    else:
+                        event = Event("answer", {**event.data, "conversation_id": kept_in, "position": position})
+                yield event
+        finally:
+            events.close()  # at once, as _messages closes the stream it is given
 
     def _control(self, id: str, kind: str, fields: dict, scope: object) -> Iterator[dict]:
-        if kind in ("history", "conversation", "delete"):
+        if kind in HISTORY_REQUESTS:
             try:
                 yield from self._history(id, kind, fields)
             except HistoryError as error:
                 yield _error(id, str(error), type(error).__name__)
+            except Exception as error:  # a bug ends this request, never the connection
+                yield _error(id, f"internal error: {type(error).__name__}: {error}", "internal")
         elif kind == "ping":
             yield message(id, "pong", {"protocol": PROTOCOL_VERSION, "version": __version__})
             yield message(id, "done")

@@ -13,7 +13,7 @@ from localsearch import protocol
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 BEGIN, END = "<!-- generated from localsearch/protocol.py -->", "<!-- end of generated part -->"
-JSON = {str: "string", bool: "boolean", int: "number", list: "list", dict: "object"}
+JSON = {str: "string", bool: "boolean", int: "integer", list: "list", dict: "object"}
 
 
 def _table(fields: dict) -> str:

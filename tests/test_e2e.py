@@ -154,19 +154,22 @@ def test_plugins_and_config_commands(home):
     assert top_k["value"] == 4 and top_k["origin"] == "LOCALSEARCH_TOP_K"
 
 
-def test_a_follow_up_reuses_the_kv_cache(make_pipeline):
-    from localsearch.pipeline import fold_events
+def test_a_follow_up_reuses_the_kv_cache(home, web):
+    """Through the session, as the browser and the CLI ask: the follow-up names its
+    conversation, and the history gives the model the earlier prompt and reply word for word."""
+    from localsearch.config import Config
+    from localsearch.session import Session
 
-    pipeline = make_pipeline(llm=True, max_pages=2)
-    events = list(pipeline.ask(QUESTION))
-    first = fold_events(events)["usage"]
-    turn = next(e.data["turn"] for e in events if e.type == "answer")
-    assert turn["reply"].strip() and turn["messages"][0]["role"] == "system"
-    follow_up = fold_events(pipeline.ask("Who built the lighthouse?", conversation=[turn]))
-    assert "fatal" not in follow_up, follow_up["errors"]
-    usage = follow_up["usage"]
+    session = Session(Config.load({"engines": ["searxng"], "searxng_url": web.url, "max_pages": 2}))
+    first = next(m["data"] for m in session.run({"id": "1", "type": "ask", "question": QUESTION})
+                 if m["type"] == "answer")
+    assert first["turn"]["reply"].strip() and first["turn"]["messages"][0]["role"] == "system"
+    stream = list(session.run({"id": "2", "type": "ask", "question": "Who built the lighthouse?",
+                               "conversation_id": first["conversation_id"]}))
+    assert stream[-1]["type"] == "done", stream[-1]
+    usage = next(m["data"]["usage"] for m in stream if m["type"] == "answer")
     # The earlier prompt (and most of the reply) came from llama.cpp's KV cache, not prefill.
-    assert usage["cached_tokens"] >= first["prompt_tokens"]
+    assert usage["cached_tokens"] >= first["usage"]["prompt_tokens"]
     assert usage["prompt_tokens"] > usage["cached_tokens"]
 
 

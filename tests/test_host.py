@@ -241,11 +241,14 @@ def test_install_host_writes_a_manifest_per_browser_and_uninstall_removes_exactl
     assert launcher.is_absolute() and os.access(launcher, os.X_OK)
     assert sys.executable in launcher.read_text()
     assert _install(environment, "install-host", "--browser", "netscape").returncode == 1
+    # Since then another installation registered itself for Firefox: its manifest is not ours.
+    theirs = {**json.loads(written["firefox"].read_text()), "path": "/opt/other/localsearch-host"}
+    written["firefox"].write_text(json.dumps(theirs))
 
     removed = _install(environment, "uninstall-host")
     assert removed.returncode == 0
-    assert not written["chromium"].exists() and not written["firefox"].exists() and not launcher.exists()
-    assert mine.exists()
+    assert not written["chromium"].exists() and not launcher.exists()
+    assert mine.exists() and json.loads(written["firefox"].read_text()) == theirs
     assert "nothing to remove" in _install(environment, "uninstall-host").stdout
 
 

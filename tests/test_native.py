@@ -92,3 +92,9 @@ def test_a_lone_surrogate_from_the_browser_is_sent_on_as_an_escape():
     assert read_message(io.BytesIO(raw)) == message
     with pytest.raises(ValueError, match="id over"):
         encode_message({"id": "x" * 2000, "type": "error"})
+
+
+def test_a_number_json_has_not_goes_to_the_browser_as_null():
+    (raw,) = encode_message({"id": "n", "type": "sources", "data": {"scores": [0.5, float("nan"), float("inf")]}})
+    assert b"NaN" not in raw and b"Infinity" not in raw
+    assert read_message(io.BytesIO(raw))["data"]["scores"] == [0.5, None, None]

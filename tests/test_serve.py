@@ -221,3 +221,41 @@ def test_the_cli_reports_a_stream_that_breaks_off(tmp_path, web):
                 assert message in asked.stderr
         listener.close()
         (data / "serve.sock").unlink()
+
+
+def test_two_servers_started_at_once_leave_one_that_answers_and_stops_when_idle(tmp_path, web):
+    """Two browsers opening their panels at once each start a server: one must win, and be
+    reachable (the loser must not unlink its socket); idle, it stops by itself."""
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
+                   "LOCALSEARCH_DATA_DIR": str(tmp_path / "data"), "LOCALSEARCH_CONFIG": str(tmp_path / "c.toml"),
+                   "LOCALSEARCH_LLM": "false"}
+    command = [sys.executable, "-m", "localsearch", "serve", "--idle-minutes", "0.05"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment,
+                                  text=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while all(p.poll() is None for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        loser = next(p for p in processes if p.poll() is not None)
+        winner = next(p for p in processes if p is not loser)
+        assert loser.returncode == 1 and "already running" in loser.stdout.read()
+        socket_file = tmp_path / "data" / "serve.sock"
+        connection = None
+        while connection is None and time.monotonic() < deadline:
+            try:
+                connection = socket.socket(socket.AF_UNIX)
+                connection.connect(str(socket_file))
+            except OSError:
+                connection.close()
+                connection = None
+                time.sleep(0.1)
+        assert connection is not None, "the winner cannot be reached"
+        with connection, connection.makefile("rwb") as channel:
+            channel.write(b'{"id": "s", "type": "status"}\n')
+            channel.flush()
+            assert json.loads(channel.readline())["data"]["pid"] == winner.pid
+        assert winner.wait(timeout=60) == 0  # no client for 3 s: it stopped by itself
+        assert not socket_file.exists()
+    finally:
+        for process in processes:
+            stop(process)

@@ -307,15 +307,22 @@ def test_unloading_a_model_waits_for_no_one(home):
         assert time.monotonic() - started < 1.0
 
 
+def strict(constant):
+    raise AssertionError(f"{constant} is not JSON a browser can parse")
+
+
 def test_the_socket_transport_survives_values_json_does_not_know(settings, tmp_path):
-    """An engine whose results carry bytes and numpy numbers: the stream still ends, and the
-    worker is free for the next request."""
+    """An engine whose results carry bytes and numpy numbers: the stream still ends, in JSON a
+    browser can parse (NaN goes as null), and the worker is free for the next request."""
     import json
     import socket
 
     import numpy
 
-    from localsearch.server import _Server
+    from localsearch.server import _Server, encode
+
+    assert json.loads(encode({"id": "n", "type": "x", "data": {"score": float("nan")}}),
+                      parse_constant=strict)["data"] == {"score": None}
 
     class Odd:
         @hookimpl
@@ -342,7 +349,7 @@ def test_the_socket_transport_survives_values_json_does_not_know(settings, tmp_p
                 for id in ("1", "2"):
                     connection.sendall(json.dumps({"id": id, "type": "search", "query": "q"}).encode() + b"\n")
                     while True:
-                        reply = json.loads(replies.readline())
+                        reply = json.loads(replies.readline(), parse_constant=strict)
                         if reply["type"] == "search_results":
                             assert reply["data"]["results"][0]["snippet"] == "raw bytes"
                         if reply["type"] in ("done", "error"):
