@@ -23,7 +23,8 @@ from . import __version__, components
 from .config import Config
 from .errors import LocalsearchError
 from .history import History, HistoryError
-from .protocol import CLIENTS, CONTROL_REQUESTS, HISTORY_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request, check_settings
+from .protocol import (CLIENTS, CONTROL_REQUESTS, HISTORY_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request,
+                       check_settings)
 from .types import Event, Page
 
 __all__ = ["Session", "stream", "message", "events_of"]
@@ -258,8 +259,8 @@ class Session:
 
     def _history(self, id: str, kind: str, fields: dict) -> Iterator[dict]:
         if kind == "history":
-            conversations, total = self.history.conversations(fields.get("limit", 50), fields.get("offset") or 0,
-                                                              fields.get("query") or "")
+            limit = 50 if fields.get("limit") is None else fields["limit"]  # null: the default, as absent
+            conversations, total = self.history.conversations(limit, fields.get("offset") or 0, fields.get("query") or "")
             yield message(id, "conversations", {"conversations": conversations, "total": total,
                                                 "enabled": bool(self.config.history)})
             yield message(id, "done")

@@ -202,7 +202,7 @@ def test_a_follow_up_by_conversation_id_is_answered_with_its_history(session):
     assert follow_up["conversation_id"] == id and follow_up["position"] == 2
     assert "41 metres" in follow_up["answer"]
 
-    listed = messages(session, {"id": "3", "type": "history"})
+    listed = messages(session, {"id": "3", "type": "history", "limit": None, "query": None})
     assert [m["type"] for m in listed] == ["conversations", "done"]
     assert listed[0]["data"]["total"] == 1 and listed[0]["data"]["enabled"] is True
     assert listed[0]["data"]["conversations"][0] | {"turns": 2, "client": "browser", "title": QUESTION} \

@@ -135,7 +135,8 @@ def test_the_warm_server_answers_the_cli(warm_server, web):
     result = json.loads(asked.stdout)
     assert result["citations"] and result["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     served = log.read_text()
-    assert "index from cli: " in served and "ask from cli: " in served and QUESTION in served
+    assert "index 'cli-" in served and "ask 'cli-" in served and "from cli" in served
+    assert QUESTION not in served  # the log says what came, never what it asked: history delete leaves no copy
     assert "already running" in cli(environment, "serve").stderr
 
 
