@@ -63,12 +63,11 @@ def list_conversations(limit, query, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(conversation, as_json):
     """Show a conversation (default: the last one) with its answers, citations and sources."""
-    from .history import HistoryError
-
     store, _ = _history()
     id = store.resolve(conversation) if conversation else store.last()
-    if id is None:
-        raise HistoryError("no conversations yet")
+    if id is None:  # as `history` says it: nothing is wrong
+        click.echo("No conversations yet.")
+        return
     kept = store.conversation(id)
     if as_json:
         click.echo(json.dumps(kept, indent=2, ensure_ascii=False))

@@ -286,6 +286,7 @@ def test_history_commands_list_show_and_delete(home):
     history = History(Config.load().data_dir)
     runner = CliRunner()
     assert "No conversations yet." in runner.invoke(cli, ["history"]).output
+    assert runner.invoke(cli, ["history", "show"]).output == "No conversations yet.\n"
     first, _ = history.add_turn(None, answer_data(QUESTION), "cli")
     history.add_turn(first, answer_data("Who built it?", "Ann Hale built it [1]."), "cli")
     second, _ = history.add_turn(None, answer_data("What is Quillstone?"), "browser")
