@@ -164,7 +164,7 @@ def run_warm(web, settings, home: Path, questions: list[str]) -> list[dict]:
 
 
 def follow_ups(pipeline, recorder, questions: list[str], home: Path) -> list[dict]:
-    """Each question followed up by the next one (the CLI's ``--follow-up``), the follow-up's
+    """Each question followed up by the next one (the CLI's ``ask --continue``), the follow-up's
     answer timed with llama.cpp's KV cache as the first answer left it, then again with the
     cache cleared: [{"kept": usage, "cleared": usage}]."""
     from localsearch.pipeline import fold_events
