@@ -7,10 +7,8 @@ Extractive answers (no LLM): the host's cost is what is left to see."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -35,14 +33,12 @@ class _Connection:
 
     def ask(self, question: str) -> dict:
         """Seconds to the first answer event and to the checked answer, and its timings."""
-        from localsearch.native import read_message
+        from localsearch.native import read_message, write_message
 
         self.count += 1
         id = f"q{self.count}"
-        body = json.dumps({"id": id, "type": "ask", "question": question}).encode()
         started = time.perf_counter()
-        self.process.stdin.write(struct.pack("=I", len(body)) + body)
-        self.process.stdin.flush()
+        write_message({"id": id, "type": "ask", "question": question}, self.process.stdin)
         result: dict = {}
         while True:
             message = read_message(self.process.stdout)

@@ -9,10 +9,10 @@ the search engines (not with ``offline``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
@@ -21,6 +21,7 @@ from pathlib import Path
 from .config import Config
 from .host import EXTENSION_ID, GECKO_ID
 from .hostinstall import BROWSERS, HOST_NAME, installed_browsers, manifest_folder
+from .native import FrameError, encode_message, read_message
 
 __all__ = ["Check", "diagnose"]
 
@@ -109,25 +110,23 @@ def _ping(launcher: Path, browser: str) -> str:
     """Start the launcher as the browser would (in probe mode: no server is started) and ping
     it; "" if it answered with a pong, else what happened."""
     caller = [str(launcher), GECKO_ID] if browser == "firefox" else [f"chrome-extension://{EXTENSION_ID}/"]
-    body = json.dumps({"id": "doctor", "type": "ping"}).encode()
     environment = {**os.environ, "LOCALSEARCH_HOST_PROBE": "1"}
+    ping = b"".join(encode_message({"id": "doctor", "type": "ping"}))
     try:
-        done = subprocess.run([str(launcher), *caller], input=struct.pack("=I", len(body)) + body,
-                              capture_output=True, timeout=PROBE_SECONDS, env=environment)
+        done = subprocess.run([str(launcher), *caller], input=ping, capture_output=True, timeout=PROBE_SECONDS,
+                              env=environment)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     out = done.stdout
-    if len(out) >= 4:
-        (length,) = struct.unpack("=I", out[:4])
-        try:
-            reply = json.loads(out[4:4 + length])
-        except ValueError:
-            reply = None
-        if isinstance(reply, dict):
-            if reply.get("type") == "pong":
-                return ""
-            data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
-            return f"it replied {reply.get('type')!r}: {data.get('message', '')}".rstrip(": ")
+    try:
+        reply = read_message(io.BytesIO(out))
+    except FrameError:  # not a frame: what it printed is shown below
+        reply = None
+    if reply is not None:
+        if reply.get("type") == "pong":
+            return ""
+        data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+        return f"it replied {reply.get('type')!r}: {data.get('message', '')}".rstrip(": ")
     error = done.stderr.decode("utf-8", "replace").strip().splitlines()
     return f"exit code {done.returncode}" + (f": {error[-1]}" if error else "") + \
         (f" (stdout: {out[:60]!r})" if out else "")

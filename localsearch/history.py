@@ -307,6 +307,6 @@ def _summary(row: tuple, turns: int) -> dict:
 
 
 def _json(value) -> str:
-    # ASCII, and no NaN: a lone surrogate from the browser or a NaN score must not make the
-    # row unreadable by a strict JSON reader (the browser's) later.
-    return json.dumps(finite(value), ensure_ascii=True, allow_nan=False, default=str)
+    # ASCII and strict: what reaches here went through _storable (no lone surrogate, no NaN), and
+    # a NaN that did not is an error now rather than a row the browser's JSON.parse refuses later.
+    return json.dumps(value, ensure_ascii=True, allow_nan=False, default=str)

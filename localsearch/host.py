@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from .config import Config
 from .native import FrameError, read_message, write_message
+from .protocol import error_message
 
 __all__ = ["EXTENSION_ID", "GECKO_ID", "caller_refusal", "run_host"]
 
@@ -116,8 +117,8 @@ class _Relay:
             except (OSError, ValueError) as error:  # the browser went away, or an id too long to send
                 self.log(f"could not write to the browser: {error}")
 
-    def error(self, id, message: str, kind: str = "protocol") -> None:
-        self.to_browser({"id": id, "type": "error", "data": {"message": message, "kind": kind, "fatal": True}})
+    def error(self, id, text: str, kind: str = "protocol") -> None:
+        self.to_browser(error_message(id, text, kind))
 
     def from_server(self, connection: socket.socket) -> None:
         """Every message the server sends, to the browser; if the server goes, the requests it

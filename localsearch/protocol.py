@@ -12,7 +12,8 @@ from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
            "CONTROL_REQUESTS", "HISTORY_REQUESTS",
-           "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings"]
+           "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings", "message",
+           "error_message"]
 
 PROTOCOL_VERSION = 1
 MAX_HTML = 10_000_000  # characters of a page the browser sends; a longer one is refused
@@ -117,6 +118,17 @@ SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "lo
 
 
 _ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def message(id: str | None, type: str, data: dict | None = None) -> dict:
+    """One message back to a client: ``{"id", "type", "data"}``."""
+    return {"id": id, "type": type, "data": data or {}}
+
+
+def error_message(id: str | None, text: str, kind: str) -> dict:
+    """The ``error`` message that ends a request's stream (or answers a line no request could
+    be read from, with ``id`` None)."""
+    return message(id, "error", {"message": text, "kind": kind, "fatal": True})
 
 
 class ProtocolError(ValueError):

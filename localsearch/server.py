@@ -25,6 +25,7 @@ from .config import Config
 from .errors import LocalsearchError
 from .events import finite
 from .private import private_directory
+from .protocol import error_message
 
 __all__ = ["socket_path", "connect", "serve", "remote_stream", "MAX_LINE"]
 
@@ -63,7 +64,7 @@ def remote_stream(config: Config, request: dict, client: str = "cli") -> Iterato
                 channel.write(json.dumps({**request, "client": client}).encode("utf-8") + b"\n")
                 channel.flush()
             except OSError as error:
-                yield _broken(id, f"could not send the request to the server: {error}")
+                yield error_message(id, f"could not send the request to the server: {error}", "transport")
                 return
             for line in channel:
                 try:
@@ -71,20 +72,16 @@ def remote_stream(config: Config, request: dict, client: str = "cli") -> Iterato
                     if not isinstance(reply, dict) or not isinstance(reply.get("type"), str):
                         raise ValueError("not a message object")
                 except ValueError as error:
-                    yield _broken(id, f"the server sent a garbled message ({error}): {line[:80]!r}")
+                    yield error_message(id, f"the server sent a garbled message ({error}): {line[:80]!r}", "transport")
                     return
                 if reply.get("id") != id and reply.get("id") is not None:
                     continue
                 yield reply
                 if reply["type"] in ("done", "error"):
                     return
-            yield _broken(id, "the server's answer broke off before the request finished")
+            yield error_message(id, "the server's answer broke off before the request finished", "transport")
 
     return messages()
-
-
-def _broken(id, text: str) -> dict:
-    return {"id": id, "type": "error", "data": {"message": text, "kind": "transport", "fatal": True}}
 
 
 def encode(message: dict) -> bytes:
@@ -161,15 +158,12 @@ class _Connection(socketserver.StreamRequestHandler):
                 if not line:
                     return
                 if not line.endswith(b"\n") and len(line) >= MAX_LINE:
-                    send({"id": None, "type": "error", "data": {
-                        "message": f"bad request: a request line is over {MAX_LINE:,} bytes", "kind": "protocol",
-                        "fatal": True}})
+                    send(error_message(None, f"bad request: a request line is over {MAX_LINE:,} bytes", "protocol"))
                     return  # the rest of that line cannot be told from the next request
                 try:
                     request = json.loads(line)
                 except ValueError as error:  # json's UnicodeDecodeError included
-                    send({"id": None, "type": "error", "data": {
-                        "message": f"bad request: not JSON ({error})", "kind": "protocol", "fatal": True}})
+                    send(error_message(None, f"bad request: not JSON ({error})", "protocol"))
                     continue
                 client = request.pop("client", "browser") if isinstance(request, dict) else "browser"
                 if isinstance(request, dict):  # what came, never what it says: questions stay out of logs
@@ -203,11 +197,6 @@ class _Server(socketserver.ThreadingUnixStreamServer):
         with self._clients_lock:
             self.clients += change
             self.last_client = time.monotonic()
-
-    def idle_for(self) -> float:
-        """Seconds since the last client went, or 0 while one is connected."""
-        with self._clients_lock:
-            return 0.0 if self.clients else time.monotonic() - self.last_client
 
     def stop_when_idle(self, seconds: float) -> None:
         """Shut down once no client has been connected for ``seconds`` (in a thread of its own).

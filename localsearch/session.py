@@ -22,23 +22,16 @@ from dataclasses import dataclass, field
 from . import __version__, components
 from .config import Config
 from .errors import LocalsearchError
+from .events import warning
 from .history import History, HistoryError
 from .protocol import (CLIENTS, CONTROL_REQUESTS, HISTORY_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request,
-                       check_settings)
+                       check_settings, error_message, message)
 from .types import Event, Page
 
 __all__ = ["Session", "stream", "message", "events_of"]
 
 Send = Callable[[dict], bool]  # delivers one message; False once the client is gone
 STORE_BEFORE_CLOSE = 60.0  # seconds a closing server gives the pages it read to be stored
-
-
-def message(id: str | None, type: str, data: dict | None = None) -> dict:
-    return {"id": id, "type": type, "data": data or {}}
-
-
-def _error(id: str | None, text: str, kind: str) -> dict:
-    return message(id, "error", {"message": text, "kind": kind, "fatal": True})
 
 
 @dataclass
@@ -75,7 +68,7 @@ class Session:
         try:
             id, kind, fields = _checked(request, client)
         except ProtocolError as error:
-            _delivered(send, _error(error.id, f"bad request: {error}", "protocol"))
+            _delivered(send, error_message(error.id, f"bad request: {error}", "protocol"))
             return
         if kind in CONTROL_REQUESTS:
             # The history's requests may wait for another process's write: not on the thread
@@ -101,17 +94,17 @@ class Session:
                 else:
                     start = None
         if busy_with_id:
-            _delivered(send, _error(id, f"bad request: a request with id {id!r} is still running", "protocol"))
+            _delivered(send, error_message(id, f"bad request: a request with id {id!r} is still running", "protocol"))
         elif start is None:
-            _delivered(send, _error(id, f"busy: {self.config.serve_workers} requests are running and {self.config.serve_queue} "
-                            "waiting; try again shortly", "busy"))
+            _delivered(send, error_message(id, f"busy: {self.config.serve_workers} requests are running and "
+                                               f"{self.config.serve_queue} waiting; try again shortly", "busy"))
         elif start:
             try:
                 threading.Thread(target=self._work, args=(job,), name=f"localsearch-request-{id}", daemon=True).start()
             except RuntimeError as error:  # no thread to be had: the slot must not stay taken
                 with self._lock:
                     self._running.pop((scope, id), None)
-                _delivered(send, _error(id, f"busy: cannot start a worker ({error})", "busy"))
+                _delivered(send, error_message(id, f"busy: cannot start a worker ({error})", "busy"))
 
     def _answer(self, id: str, kind: str, fields: dict, scope: object, send: Send) -> None:
         for reply in self._control(id, kind, fields, scope):
@@ -122,7 +115,7 @@ class Session:
         try:
             id, kind, fields = _checked(request, client)
         except ProtocolError as error:
-            yield _error(error.id, f"bad request: {error}", "protocol")
+            yield error_message(error.id, f"bad request: {error}", "protocol")
             return
         if kind in CONTROL_REQUESTS:
             yield from self._control(id, kind, fields, None)
@@ -163,7 +156,7 @@ class Session:
                         job.cancel.set()  # the client went away: stop at the next stage or token
             except BaseException as error:  # not expected: _messages catches what the pipeline raises
                 if not ended:
-                    _delivered(job.send, _error(job.id, f"internal error: {type(error).__name__}: {error}",
+                    _delivered(job.send, error_message(job.id, f"internal error: {type(error).__name__}: {error}",
                                                 "internal"))
             finally:
                 with self._lock:
@@ -181,13 +174,13 @@ class Session:
                 if event.type in ("done", "error"):
                     events.close()
                     return
-            yield _error(job.id, "internal error: the request ended without a result", "internal")
+            yield error_message(job.id, "internal error: the request ended without a result", "internal")
         except ProtocolError as error:
-            yield _error(job.id, f"bad request: {error}", "protocol")
+            yield error_message(job.id, f"bad request: {error}", "protocol")
         except LocalsearchError as error:
-            yield _error(job.id, str(error), type(error).__name__)
+            yield error_message(job.id, str(error), type(error).__name__)
         except Exception as error:  # a bug ends this request, never the session
-            yield _error(job.id, f"internal error: {type(error).__name__}: {error}", "internal")
+            yield error_message(job.id, f"internal error: {type(error).__name__}: {error}", "internal")
 
     def _events(self, job: _Job) -> Iterator[Event]:
         fields, pipeline = job.fields, self.pipeline
@@ -226,7 +219,7 @@ class Session:
                     try:
                         kept_in, position = self.history.add_turn(conversation_id, event.data, job.client, job.asked)
                     except HistoryError as error:
-                        yield Event("warning", {"message": f"not kept in the history: {error}", "stage": "answer"})
+                        yield warning(f"not kept in the history: {error}", "answer")
                     else:
                         event = Event("answer", {**event.data, "conversation_id": kept_in, "position": position})
                 yield event
@@ -238,9 +231,9 @@ class Session:
             try:
                 yield from self._history(id, kind, fields)
             except HistoryError as error:
-                yield _error(id, str(error), type(error).__name__)
+                yield error_message(id, str(error), type(error).__name__)
             except Exception as error:  # a bug ends this request, never the connection
-                yield _error(id, f"internal error: {type(error).__name__}: {error}", "internal")
+                yield error_message(id, f"internal error: {type(error).__name__}: {error}", "internal")
         elif kind == "ping":
             yield message(id, "pong", {"protocol": PROTOCOL_VERSION, "version": __version__})
             yield message(id, "done")
@@ -283,7 +276,7 @@ class Session:
                     break
             else:
                 return False
-        _delivered(waiting.send, _error(target, "cancelled", "cancelled"))
+        _delivered(waiting.send, error_message(target, "cancelled", "cancelled"))
         return True
 
 
