@@ -77,6 +77,15 @@ class Inbox:
             self.messages.append(message)
             self.arrived.notify_all()
 
+    def deliver(self, message: dict) -> bool:
+        """A session's ``send``: keeps the message, and says the client is still there."""
+        self.add(message)
+        return True
+
+    def of(self, id: str) -> list[dict]:
+        with self.arrived:
+            return [m for m in self.messages if m.get("id") == id]
+
     def wait(self, predicate, timeout=120.0) -> dict:
         deadline = time.monotonic() + timeout
         with self.arrived:

@@ -321,19 +321,17 @@ def test_history_requests_do_not_wait_for_busy_workers_and_a_clear_catches_answe
         session = Session(Config.load({"engines": ["gate"], "llm": False, "serve_workers": 1, "serve_queue": 1}))
         History(Config.load().data_dir).add_turn(None, answer_data("An older question"), "cli")
         inbox = Inbox()
-        send = lambda message: inbox.add(message) or True  # noqa: E731
-        of = lambda id: [m for m in inbox.messages if m["id"] == id]  # noqa: E731
-        session.handle({"id": "1", "type": "ask", "question": "What is the lighthouse?"}, "browser", send)
+        session.handle({"id": "1", "type": "ask", "question": "What is the lighthouse?"}, "browser", inbox.deliver)
         assert gate.entered.acquire(timeout=30)  # the only worker is held in its search
-        session.handle({"id": "2", "type": "ask", "question": "Another?"}, "browser", send)  # the queue is full
-        session.handle({"id": "3", "type": "history"}, "browser", send)
+        session.handle({"id": "2", "type": "ask", "question": "Another?"}, "browser", inbox.deliver)  # the queue is full
+        session.handle({"id": "3", "type": "history"}, "browser", inbox.deliver)
         assert inbox.end_of("3", timeout=5)["type"] == "done"  # answered beside them, not queued
-        session.handle({"id": "4", "type": "delete", "all": True}, "browser", send)
+        session.handle({"id": "4", "type": "delete", "all": True}, "browser", inbox.deliver)
         assert inbox.end_of("4", timeout=5)["data"] == {"deleted": 1}
         gate.open.set()
         assert inbox.end_of("1")["type"] == "done"
-        answer = next(m["data"] for m in of("1") if m["type"] == "answer")
+        answer = next(m["data"] for m in inbox.of("1") if m["type"] == "answer")
         assert answer["answer"] and "conversation_id" not in answer  # asked before the clear: not kept
-        assert any(m["type"] == "warning" and "cleared" in m["data"]["message"] for m in of("1"))
+        assert any(m["type"] == "warning" and "cleared" in m["data"]["message"] for m in inbox.of("1"))
         inbox.end_of("2")
         assert History(Config.load().data_dir).conversations()[1] == 0

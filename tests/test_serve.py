@@ -62,11 +62,6 @@ class Connection(Inbox):
     def send(self, request: dict) -> None:
         self.socket.sendall(json.dumps(request).encode() + b"\n")
 
-
-    def of(self, id: str) -> list[dict]:
-        with self.arrived:
-            return [m for m in self.messages if m["id"] == id]
-
     def close(self):
         # close() alone leaves the connection open while the reader's file object lives
         self.socket.shutdown(socket.SHUT_RDWR)

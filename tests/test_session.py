@@ -14,41 +14,9 @@ from localsearch.events import fold_events
 from localsearch.session import Session
 from localsearch.types import SearchResult
 
-from helpers import Gate, registered
+from helpers import Gate, Inbox, registered
 
 QUESTION = "When was the Harrowmere lighthouse first lit?"
-
-
-class Inbox:
-    """A connection's receiving end: collects messages, lets a test wait for one."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-        self._changed = threading.Condition()
-
-    def send(self, message: dict) -> bool:
-        with self._changed:
-            self.messages.append(message)
-            self._changed.notify_all()
-        return True
-
-    def of(self, id: str) -> list[dict]:
-        with self._changed:
-            return [m for m in self.messages if m["id"] == id]
-
-    def wait(self, predicate, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for message in self.messages:
-                    if predicate(message):
-                        return message
-                left = deadline - time.monotonic()
-                assert left > 0, f"no such message within {timeout} s: {self.messages[-5:]}"
-                self._changed.wait(left)
-
-    def end_of(self, id: str, timeout: float = 120.0) -> dict:
-        return self.wait(lambda m: m["id"] == id and m["type"] in ("done", "error"), timeout)
 
 
 @pytest.fixture
@@ -60,8 +28,8 @@ def settings(home, web):
 def test_two_requests_stream_interleaved_and_each_ends_once(settings):
     session = Session(Config.load(settings))
     inbox = Inbox()
-    session.handle({"id": "a", "type": "ask", "question": QUESTION}, "browser", inbox.send)
-    session.handle({"id": "b", "type": "search", "query": "Kestrel valley comet discovery"}, "browser", inbox.send)
+    session.handle({"id": "a", "type": "ask", "question": QUESTION}, "browser", inbox.deliver)
+    session.handle({"id": "b", "type": "search", "query": "Kestrel valley comet discovery"}, "browser", inbox.deliver)
     inbox.end_of("a"), inbox.end_of("b")
     for id in ("a", "b"):
         stream = inbox.of(id)
@@ -79,11 +47,11 @@ def test_past_the_queue_a_request_is_busy_at_once(settings):
     with registered(gate, "gate"):
         session = Session(Config.load({**settings, "engines": ["gate"], "serve_workers": 1, "serve_queue": 1}))
         inbox = Inbox()
-        session.handle({"id": "1", "type": "ask", "question": "one"}, "browser", inbox.send)
+        session.handle({"id": "1", "type": "ask", "question": "one"}, "browser", inbox.deliver)
         assert gate.entered.acquire(timeout=30)  # the first is running, held in its search
-        session.handle({"id": "2", "type": "ask", "question": "two"}, "browser", inbox.send)  # waits
+        session.handle({"id": "2", "type": "ask", "question": "two"}, "browser", inbox.deliver)  # waits
         started = time.monotonic()
-        session.handle({"id": "3", "type": "ask", "question": "three"}, "browser", inbox.send)
+        session.handle({"id": "3", "type": "ask", "question": "three"}, "browser", inbox.deliver)
         busy = inbox.end_of("3", timeout=5)
         assert time.monotonic() - started < 1.0
         assert busy["type"] == "error" and busy["data"]["kind"] == "busy" and "busy" in busy["data"]["message"]
@@ -97,10 +65,10 @@ def test_cancel_during_search_stops_the_request_and_the_abandoned_engine(setting
     with registered(gate, "gate"):
         session = Session(Config.load({**settings, "engines": ["gate"], "search_timeout": 30.0}))
         inbox = Inbox()
-        session.handle({"id": "q", "type": "ask", "question": "anything"}, "browser", inbox.send)
+        session.handle({"id": "q", "type": "ask", "question": "anything"}, "browser", inbox.deliver)
         assert gate.entered.acquire(timeout=30)
         started = time.monotonic()
-        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.send)
+        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.deliver)
         ended = inbox.end_of("q", timeout=5)
         assert time.monotonic() - started < 1.0
         assert ended["type"] == "error" and ended["data"]["kind"] == "cancelled"
@@ -111,7 +79,7 @@ def test_cancel_during_search_stops_the_request_and_the_abandoned_engine(setting
             time.sleep(0.05)
         assert gate.late_calls == ["Cancelled"], "an engine of an ended question still used the embedder"
     inbox = Inbox()
-    session.handle({"id": "x", "type": "cancel", "target": "nothing"}, "browser", inbox.send)
+    session.handle({"id": "x", "type": "cancel", "target": "nothing"}, "browser", inbox.deliver)
     assert inbox.end_of("x")["data"] == {"cancelled": False}
 
 
@@ -122,11 +90,11 @@ def test_cancel_during_fetch_is_prompt(settings, web):
     with registered(gate, "gate"):
         session = Session(Config.load({**settings, "engines": ["gate"], "fetch_timeout": 30.0}))
         inbox = Inbox()
-        session.handle({"id": "q", "type": "ask", "question": QUESTION}, "browser", inbox.send)
-        inbox.wait(lambda m: m["id"] == "q" and m["type"] == "stage_start" and m["data"]["stage"] == "fetch")
+        session.handle({"id": "q", "type": "ask", "question": QUESTION}, "browser", inbox.deliver)
+        inbox.wait(lambda m: m["id"] == "q" and m["type"] == "stage_start" and m["data"]["stage"] == "fetch", 60)
         time.sleep(0.3)  # the slow page is being fetched
         started = time.monotonic()
-        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.send)
+        session.handle({"id": "c", "type": "cancel", "target": "q"}, "browser", inbox.deliver)
         ended = inbox.end_of("q", timeout=10)
         assert ended["data"]["kind"] == "cancelled" and time.monotonic() - started < 2.0
 
@@ -177,7 +145,7 @@ def test_the_browser_may_change_per_question_settings(settings, web):
 def test_a_malformed_request_gets_an_error_naming_the_problem(settings, request_sent, message):
     session = Session(Config.load(settings))
     inbox = Inbox()
-    session.handle(request_sent, "browser", inbox.send)
+    session.handle(request_sent, "browser", inbox.deliver)
     (reply,) = inbox.messages
     assert reply["type"] == "error" and reply["data"]["kind"] == "protocol"
     assert message in reply["data"]["message"]
@@ -220,10 +188,10 @@ def test_cancelling_one_request_leaves_the_other_running(settings, web):
         session = Session(Config.load(settings))
         inbox = Inbox()
         session.handle({"id": "held", "type": "ask", "question": "x", "settings": {"engines": ["gate"]}},
-                       "browser", inbox.send)
+                       "browser", inbox.deliver)
         assert gate.entered.acquire(timeout=30)
-        session.handle({"id": "kept", "type": "ask", "question": QUESTION}, "browser", inbox.send)
-        session.handle({"id": "c", "type": "cancel", "target": "held"}, "browser", inbox.send)
+        session.handle({"id": "kept", "type": "ask", "question": QUESTION}, "browser", inbox.deliver)
+        session.handle({"id": "c", "type": "cancel", "target": "held"}, "browser", inbox.deliver)
         assert inbox.end_of("held", timeout=5)["data"]["kind"] == "cancelled"
         kept = inbox.end_of("kept")
         gate.open.set()
@@ -254,7 +222,7 @@ def test_a_client_that_cannot_be_reached_has_its_request_stopped(settings):
         gate.open.set()
         inbox = Inbox()
         session.handle({"id": "next", "type": "ask", "question": QUESTION, "settings": {"engines": ["searxng"]}},
-                       "browser", inbox.send)
+                       "browser", inbox.deliver)
         assert inbox.end_of("next")["type"] == "done"
 
 
@@ -267,11 +235,11 @@ def test_a_request_waiting_for_a_busy_model_can_be_cancelled(settings):
     model.load()
     inbox = Inbox()
     with model._busy:  # another question is generating
-        session.handle({"id": "w", "type": "ask", "question": QUESTION}, "browser", inbox.send)
-        inbox.wait(lambda m: m["id"] == "w" and m["type"] == "stage_start" and m["data"]["stage"] == "answer")
+        session.handle({"id": "w", "type": "ask", "question": QUESTION}, "browser", inbox.deliver)
+        inbox.wait(lambda m: m["id"] == "w" and m["type"] == "stage_start" and m["data"]["stage"] == "answer", 60)
         time.sleep(0.3)
         started = time.monotonic()
-        session.handle({"id": "c", "type": "cancel", "target": "w"}, "browser", inbox.send)
+        session.handle({"id": "c", "type": "cancel", "target": "w"}, "browser", inbox.deliver)
         ended = inbox.end_of("w", timeout=5)
         assert ended["data"]["kind"] == "cancelled" and time.monotonic() - started < 1.0
     assert not any(m["type"] == "answer_delta" for m in inbox.of("w"))
