@@ -251,6 +251,10 @@ class Config:
     def get(self, name: str, default: Any = None) -> Any:
         return self._values.get(name, default)
 
+    def __contains__(self, name: str) -> bool:
+        """Whether a setting of this name is declared (by the core or a loaded plugin)."""
+        return name in self._settings
+
     def replace(self, **changes: Any) -> "Config":
         """A copy with some values changed (validated like flags)."""
         values, origins = dict(self._values), dict(self._origins)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
-           "CONTROL_REQUESTS", "HISTORY_REQUESTS",
+           "CONTROL_REQUESTS", "DATA_REQUESTS",
            "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings", "message",
            "error_message"]
 
@@ -64,6 +64,8 @@ REQUESTS: dict[str, dict[str, Field]] = {
     "conversation": {"conversation_id": Field(str, True, 64, "the conversation to reopen")},
     "delete": {"conversation_id": Field(str, False, 64, "the conversation to delete"),
                "all": Field(bool, False, None, "delete every conversation (instead of `conversation_id`)")},
+    "preferences": {"set": Field(dict, False, 10, "preferences to change first (a value of null forgets one); "
+                                                  "without it, the request only reads them")},
     "cancel": {"target": Field(str, True, 128, "the `id` of a request of the same connection")},
     "status": {},
     "ping": {},
@@ -92,16 +94,20 @@ MESSAGES = {
                      "(whether new questions are kept)",
     "conversation": "the answer to `conversation`: `id`, `title`, `client`, `created`, `updated` and `turns`, "
                     "each `position`, `question`, `created` and `answer` (the data of its `answer` message)",
+    "preferences": "the answer to `preferences`: `values` (what the browser's questions use), `saved` (what "
+                   "the options page changed), `help` (what each does) and `engines` (the search engines installed)",
     "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request; `delete`: `deleted`, how many conversations)",
     "error": "the request failed: `message`, `kind` (protocol, busy, cancelled, internal, ...); it ends the stream",
 }
 MESSAGE_TYPES = tuple(MESSAGES)
-assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong", "conversations", "conversation"}, \
+assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong", "conversations", "conversation",
+                                                  "preferences"}, \
     "every event type is a documented message"
-# Requests answered at once, beside the questions being worked on (they never wait for a worker).
-HISTORY_REQUESTS = ("history", "conversation", "delete")
-CONTROL_REQUESTS = ("ping", "status", "cancel", *HISTORY_REQUESTS)
+# Requests answered at once, beside the questions being worked on (they never wait for a worker);
+# those that read or write files of the data directory, each on a thread of its own.
+DATA_REQUESTS = ("history", "conversation", "delete", "preferences")
+CONTROL_REQUESTS = ("ping", "status", "cancel", *DATA_REQUESTS)
 CLIENTS = ("browser", "cli")
 
 # What a request may change depends on who sent it. The browser (through the native-messaging

@@ -24,7 +24,8 @@ from .config import Config
 from .errors import LocalsearchError
 from .events import warning
 from .history import History, HistoryError
-from .protocol import (CLIENTS, CONTROL_REQUESTS, HISTORY_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request,
+from . import preferences
+from .protocol import (CLIENTS, CONTROL_REQUESTS, DATA_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request,
                        check_settings, error_message, message)
 from .types import Event, Page
 
@@ -71,13 +72,13 @@ class Session:
             _delivered(send, error_message(error.id, f"bad request: {error}", "protocol"))
             return
         if kind in CONTROL_REQUESTS:
-            # The history's requests may wait for another process's write: not on the thread
-            # that reads this connection (a cancel behind them must not wait too).
-            if kind in HISTORY_REQUESTS:
-                threading.Thread(target=self._answer, args=(id, kind, fields, scope, send),
-                                 name=f"localsearch-history-{id}", daemon=True).start()
+            # The data directory's requests may wait for another process's write: not on the
+            # thread that reads this connection (a cancel behind them must not wait too).
+            if kind in DATA_REQUESTS:
+                threading.Thread(target=self._answer, args=(id, kind, fields, client, scope, send),
+                                 name=f"localsearch-data-{id}", daemon=True).start()
             else:
-                self._answer(id, kind, fields, scope, send)
+                self._answer(id, kind, fields, client, scope, send)
             return
         job = _Job(id, kind, fields, client, send, scope)
         with self._lock:
@@ -106,8 +107,8 @@ class Session:
                     self._running.pop((scope, id), None)
                 _delivered(send, error_message(id, f"busy: cannot start a worker ({error})", "busy"))
 
-    def _answer(self, id: str, kind: str, fields: dict, scope: object, send: Send) -> None:
-        for reply in self._control(id, kind, fields, scope):
+    def _answer(self, id: str, kind: str, fields: dict, client: str, scope: object, send: Send) -> None:
+        for reply in self._control(id, kind, fields, client, scope):
             _delivered(send, reply)
 
     def run(self, request, client: str = "cli") -> Iterator[dict]:
@@ -118,7 +119,7 @@ class Session:
             yield error_message(error.id, f"bad request: {error}", "protocol")
             return
         if kind in CONTROL_REQUESTS:
-            yield from self._control(id, kind, fields, None)
+            yield from self._control(id, kind, fields, client, None)
             return
         job = _Job(id, kind, fields, client, lambda _: True, None)
         yield from self._messages(job)
@@ -186,6 +187,8 @@ class Session:
         fields, pipeline = job.fields, self.pipeline
         settings = fields.get("settings") or {}
         check_settings(settings, job.client)
+        if job.client == "browser":  # the options page's choices, then the request's own
+            settings = preferences.applied(self.config, settings)
         if job.kind in ("ask", "ask_page"):
             keep = self.config.replace(**settings).history if "history" in settings else self.config.history
             conversation_id = fields.get("conversation_id")
@@ -226,11 +229,14 @@ class Session:
         finally:
             events.close()  # at once, as _messages closes the stream it is given
 
-    def _control(self, id: str, kind: str, fields: dict, scope: object) -> Iterator[dict]:
-        if kind in HISTORY_REQUESTS:
+    def _control(self, id: str, kind: str, fields: dict, client: str, scope: object) -> Iterator[dict]:
+        if kind in DATA_REQUESTS:
             try:
-                yield from self._history(id, kind, fields)
-            except HistoryError as error:
+                if kind == "preferences":
+                    yield from self._preferences(id, fields, client)
+                else:
+                    yield from self._history(id, kind, fields, client)
+            except (HistoryError, preferences.PreferencesError) as error:
                 yield error_message(id, str(error), type(error).__name__)
             except Exception as error:  # a bug ends this request, never the connection
                 yield error_message(id, f"internal error: {type(error).__name__}: {error}", "internal")
@@ -250,12 +256,15 @@ class Session:
         else:
             yield message(id, "done", {"cancelled": self._cancel(fields["target"], scope)})
 
-    def _history(self, id: str, kind: str, fields: dict) -> Iterator[dict]:
+    def _history(self, id: str, kind: str, fields: dict, client: str) -> Iterator[dict]:
         if kind == "history":
             limit = 50 if fields.get("limit") is None else fields["limit"]  # null: the default, as absent
             conversations, total = self.history.conversations(limit, fields.get("offset") or 0, fields.get("query") or "")
+            enabled = self.config.history
+            if client == "browser":
+                enabled = preferences.applied(self.config, {}).get("history", enabled)
             yield message(id, "conversations", {"conversations": conversations, "total": total,
-                                                "enabled": bool(self.config.history)})
+                                                "enabled": bool(enabled)})
             yield message(id, "done")
         elif kind == "conversation":
             yield message(id, "conversation", self.history.conversation(fields["conversation_id"]))
@@ -263,6 +272,19 @@ class Session:
         else:
             deleted = self.history.delete(None if fields.get("all") else [fields["conversation_id"]])
             yield message(id, "done", {"deleted": deleted})
+
+    def _preferences(self, id: str, fields: dict, client: str) -> Iterator[dict]:
+        if fields.get("set") is not None:
+            saved = preferences.save(self.config, fields["set"])
+        else:
+            saved = preferences.load(self.config)
+        names = [name for name in preferences.PREFERENCES if name in self.config]
+        described = {s["name"]: s["help"] for s in self.config.describe()}
+        effective = self.config.replace(**saved)
+        yield message(id, "preferences", {"values": {name: effective[name] for name in names}, "saved": saved,
+                                          "help": {name: described[name] for name in names},
+                                          "engines": sorted(self.pipeline.engines)})
+        yield message(id, "done")
 
     def _cancel(self, target: str, scope: object) -> bool:
         with self._lock:
