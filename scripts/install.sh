@@ -13,6 +13,10 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 ls -d /usr/share/doc/postgresql-doc-*/html >/dev/null 2>&1 || need+=(postgresql-doc)
 [ -d /usr/share/doc/git-doc ] || need+=(git-doc)
 [ -d /usr/share/debian-reference ] || need+=(debian-reference-en)
+# The browser the extension's tests drive (Debian's; never `playwright install`), and npm for
+# web-ext, which lints the extension's Firefox build.
+[ -x /usr/lib/chromium/chromium ] || need+=(chromium)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -41,4 +45,5 @@ fi
 CFLAGS="${CFLAGS:-} $amx_off" CXXFLAGS="${CXXFLAGS:-} $amx_off" \
   .venv/bin/python -m pip install -q --no-cache-dir "${rebuild[@]}" "llama-cpp-python>=0.3"
 .venv/bin/python -m pip install -q -e ".[all,test]"
+npm ci --no-audit --no-fund --loglevel=error  # ./node_modules, as package-lock.json pins it
 echo "localsearch is installed: .venv/bin/localsearch --help"

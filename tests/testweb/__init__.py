@@ -162,6 +162,19 @@ EMPTY_PAGE = (
     '<footer><p>&copy; 2024 Test Web. All rights reserved.</p><a href="/privacy">Privacy</a></footer>'
     "</body></html>\n").encode()
 
+# A single-page app: the server sends an empty shell, and the text exists only once the script
+# has run (what "ask about this page" must read from the rendered DOM).
+RENDERED_TEXT = ("The Orrin signal tower on Kelmer Point was rebuilt in 1962 by the Carrow engineering guild, "
+                 "after a winter storm had thrown its old timber mast into the sea. The new tower is "
+                 "twenty-two metres tall and is built of riveted steel.")
+SCRIPTED_PAGE = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Kelmer Point history</title></head>\n'
+    '<body><div id="app">Loading...</div>\n<script>\nsetTimeout(() => {\n'
+    '  const app = document.getElementById("app");\n'
+    '  app.innerHTML = "<article><h1>The Orrin signal tower</h1><p></p></article>";\n'
+    f'  app.querySelector("p").textContent = {json.dumps(RENDERED_TEXT)};\n'
+    '  document.body.dataset.rendered = "yes";\n}, 300);\n</script></body></html>\n').encode()
+
 HUGE_HEAD = b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Huge page</title></head><body><article><h1>A very long page</h1>\n"
 HUGE_PARA = (b"<p>" + b"This paragraph is repeated many times to make a page of about twelve megabytes. " * 12 + b"</p>\n")
 HUGE_TAIL = b"</article></body></html>\n"
@@ -232,6 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send(200, file.read_bytes(), "text/html")  # the page's own <meta charset> says
         if path == "/slow-first/search":  # a SearXNG whose first result takes 30 s to load
             return self.search(web, {**query, "first": ["/slow?seconds=30"]})
+        if path == "/broken-first/search":  # a SearXNG whose first result is a page that is gone
+            return self.search(web, {**query, "first": ["/status/404"]})
+        if path == "/app":
+            return self.send(200, SCRIPTED_PAGE)
         # Broken SearXNG instances: a client configured with searxng_url = <web.url>/garbage
         # (or /down, /wrongshape) asks <that>/search and meets the broken twin.
         path = {"/garbage/search": "/search-garbage", "/down/search": "/search-down",

@@ -1,0 +1,196 @@
+// The extension's background: it owns the one connection to the localsearch host and the state
+// of the question being answered, so an answer goes on when the popup or panel closes, and any
+// panel that opens shows it. Panels talk to it over a runtime port named "panel".
+
+import { HostConnection, pageForHost } from "./lib/host.js";
+import { activeTab, readTab } from "./lib/page.js";
+import { apply, begin, initialState, lost, reopen, startOver } from "./lib/state.js";
+
+const IDLE_CLOSE_MS = 60_000; // the host (and the server's idle clock) is let go this long after the last use
+const MENU_ID = "ask-about-selection";
+
+const state = initialState();
+const panels = new Set();
+const waiting = new Map(); // id -> {messages, resolve}: requests whose whole reply is awaited
+let idleTimer = null;
+let counter = 0;
+
+const host = new HostConnection({
+  onMessage(message) {
+    if (message.id === null || message.id === undefined) { // the host itself failed (refused, no server)
+      if (message.type === "error") fail({ kind: message.data.kind, summary: message.data.message,
+                                           message: message.data.message, commands: ["localsearch doctor"] });
+      return;
+    }
+    const pending = waiting.get(message.id);
+    if (pending) {
+      pending.messages.push(message);
+      if (message.type === "done" || message.type === "error") {
+        waiting.delete(message.id);
+        pending.resolve(pending.messages);
+      }
+      return;
+    }
+    if (apply(state, message)) broadcast({ type: "host", message });
+    if (message.type === "done" || message.type === "error") scheduleIdleClose();
+  },
+  onFailure(failure) {
+    fail(failure);
+  },
+});
+
+function fail(failure) {
+  if (state.connection.status === "failed" && state.current?.status !== "running") return; // said already
+  lost(state, failure);
+  for (const [id, pending] of waiting) {
+    pending.resolve([{ id, type: "error", data: { message: failure.summary, kind: failure.kind, failure } }]);
+  }
+  waiting.clear();
+  broadcastState();
+}
+
+function newId() {
+  return `b${Date.now().toString(36)}${(counter++).toString(36)}`;
+}
+
+function broadcast(message) {
+  for (const port of panels) port.postMessage(message);
+}
+
+function broadcastState() {
+  broadcast({ type: "state", state });
+}
+
+function scheduleIdleClose() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (!panels.size && state.current?.status !== "running" && !waiting.size) host.close();
+  }, IDLE_CLOSE_MS);
+}
+
+// A request whose messages are all wanted at once (history, preferences): its messages.
+function requestAll(request) {
+  const id = newId();
+  return new Promise((resolve) => {
+    waiting.set(id, { messages: [], resolve });
+    if (state.connection.status === "failed") state.connection = { status: "idle", failure: null };
+    host.send({ ...request, id });
+  });
+}
+
+async function ask({ question, aboutPage = false, search = false, tab = null, tabId = null, selection = null }) {
+  if (state.current?.status === "running") host.send({ type: "cancel", target: state.current.id });
+  const id = newId();
+  let page = null;
+  if (aboutPage) {
+    try {
+      page = await readTab(tab || (tabId !== null ? await chrome.tabs.get(tabId) : await activeTab()));
+      if (selection) page.selection = selection;
+    } catch (error) {
+      begin(state, { id, question, page: null });
+      Object.assign(state.current, { status: "error", error: { message: error.message, kind: "page" },
+                                     request: { question, aboutPage, search, tabId: tab?.id ?? tabId } });
+      broadcastState();
+      return;
+    }
+  }
+  const request = page ? { type: "ask_page", question, page: pageForHost(page), search } : { type: "ask", question };
+  if (state.conversationId) request.conversation_id = state.conversationId;
+  begin(state, { id, question, page });
+  state.current.request = { question, aboutPage, search, tabId: tab?.id ?? tabId };
+  broadcastState();
+  host.send({ ...request, id });
+}
+
+async function fromPanel(message, port) {
+  switch (message.type) {
+    case "ask":
+      return ask(message);
+    case "retry":
+      if (state.current?.request) return ask(state.current.request);
+      return;
+    case "cancel":
+      if (state.current?.status === "running") host.send({ type: "cancel", target: state.current.id });
+      return;
+    case "new":
+      startOver(state);
+      return broadcastState();
+    case "open": {
+      const [reply] = await requestAll({ type: "conversation", conversation_id: message.conversationId });
+      if (reply.type === "conversation") {
+        reopen(state, reply.data);
+        broadcastState();
+      }
+      return port.postMessage({ type: "reply", token: message.token, messages: [reply] });
+    }
+    case "history":
+    case "delete":
+    case "preferences": {
+      const { type, token, ...fields } = message;
+      const messages = await requestAll({ type, ...fields });
+      if (type === "delete" && (fields.all || fields.conversation_id === state.conversationId)) {
+        startOver(state);
+        broadcastState();
+      }
+      return port.postMessage({ type: "reply", token, messages });
+    }
+  }
+}
+
+chrome.runtime.onConnect.addListener((port) => {
+  if (port.name !== "panel") return;
+  panels.add(port);
+  clearTimeout(idleTimer);
+  port.postMessage({ type: "state", state });
+  port.onMessage.addListener((message) => fromPanel(message, port));
+  port.onDisconnect.addListener(() => {
+    panels.delete(port);
+    scheduleIdleClose();
+  });
+});
+
+// The options page asks for and saves the preferences the host keeps.
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  if (message?.type !== "preferences" || sender.id !== chrome.runtime.id) return false;
+  requestAll({ type: "preferences", ...(message.set ? { set: message.set } : {}) }).then(sendResponse);
+  return true; // the answer comes later
+});
+
+// Opening the UI: Chrome's side panel; the popup where there is none; Firefox's sidebar.
+function openPanel(windowId) {
+  if (chrome.sidePanel?.open) return chrome.sidePanel.open({ windowId });
+  if (globalThis.browser?.sidebarAction) return globalThis.browser.sidebarAction.open();
+  return chrome.action.openPopup?.();
+}
+
+if (chrome.sidePanel?.setPanelBehavior) {
+  chrome.sidePanel.setPanelBehavior({ openPanelOnActionClick: true }).catch(() => {});
+} else if (globalThis.browser?.sidebarAction) {
+  chrome.action.onClicked.addListener(() => globalThis.browser.sidebarAction.toggle());
+} else {
+  chrome.action.setPopup({ popup: "panel.html" });
+}
+
+chrome.commands.onCommand.addListener((command, tab) => {
+  if (command === "open-panel") Promise.resolve(openPanel(tab?.windowId)).catch(() => {});
+});
+
+chrome.runtime.onInstalled.addListener(() => {
+  chrome.contextMenus.create({ id: MENU_ID, title: "Ask localsearch about “%s”", contexts: ["selection"] });
+});
+
+function askAboutSelection(info, tab) {
+  const selection = (info.selectionText || "").trim();
+  return ask({ question: `What does this page say about “${selection.slice(0, 300)}”?`, aboutPage: true, tab,
+               selection });
+}
+
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  if (info.menuItemId !== MENU_ID) return;
+  // First, while the click still counts as the user's gesture (it is refused after an await).
+  Promise.resolve(openPanel(tab.windowId)).catch(() => {});
+  askAboutSelection(info, tab);
+});
+
+// For tests and the devtools console: the entry points the menu and the panels use.
+globalThis.localsearch = { state, ask, askAboutSelection };

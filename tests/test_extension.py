@@ -1,0 +1,325 @@
+"""The browser extension in Debian's Chromium, driven by Playwright (never `playwright install`):
+the unpacked extension in a fresh profile, the host installed into that profile with
+`localsearch install-host`, and questions asked from the panel about the local test web.
+
+Screenshots of the panel are written to build/screenshots/ (the README shows copies of them).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pytest
+
+from localsearch.host import EXTENSION_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSION = ROOT / "extension"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+# Debian's binary itself: the /usr/bin/chromium wrapper adds flags and prints shell errors.
+CHROMIUM = "/usr/lib/chromium/chromium"
+QUESTION = "When was the Harrowmere lighthouse first lit?"
+
+
+def launch(playwright, profile: Path):
+    """Chromium with the unpacked extension, kept off every network but the test web."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed: apt-get install chromium (.ci/run does)"
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True, viewport={"width": 420, "height": 760},
+        args=[f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}",
+              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+
+
+def open_panel(context):
+    worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    assert worker.url.startswith(f"chrome-extension://{EXTENSION_ID}/")  # the id the host allows
+    panel = context.new_page()
+    panel.goto(f"chrome-extension://{EXTENSION_ID}/panel.html")
+    return panel
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fragment_terms(href: str) -> list[str]:
+    """The text a link's #:~:text= directive looks for (start, and end when given)."""
+    directive = urlsplit(href).fragment.split(":~:text=", 1)[1]
+    return [unquote(part) for part in directive.split(",")]
+
+
+def page_text(url: str) -> str:
+    body = httpx.get(url).text
+    body = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", body)
+    return words(html.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, web):
+    """A user who ran `localsearch install-host` for Chromium: the manifest lands in the profile
+    this test's Chromium uses, and the launcher keeps the LOCALSEARCH_* settings of that shell."""
+    folder = tmp_path_factory.mktemp("browser")
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
+                   "XDG_CONFIG_HOME": str(folder / "config"),
+                   "LOCALSEARCH_DATA_DIR": str(folder / "data"), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
+                   "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
+                   "LOCALSEARCH_SEARXNG_URL": web.url + "/broken-first", "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.2"}
+    done = subprocess.run([sys.executable, "-m", "localsearch", "install-host", "--browser", "chromium"],
+                          env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    manifest = folder / "config" / "chromium" / "NativeMessagingHosts" / "org.localsearch.host.json"
+    assert manifest.exists(), done.stdout
+    yield folder / "config" / "chromium"
+    stop_server(folder / "data")
+
+
+def server_status(profile: Path) -> dict:
+    """The state of the server the host started (its data directory is beside the profile)."""
+    from localsearch.config import Config
+    from localsearch.server import remote_stream
+
+    config = Config.load(overrides={"data_dir": str(profile.parent.parent / "data")})
+    messages = remote_stream(config, {"id": "s", "type": "status"})
+    assert messages is not None, "no server is running"
+    return next(m["data"] for m in messages if m["type"] == "status")
+
+
+def stop_server(data: Path) -> None:
+    """A server the host started and a failed test left running: ask its pid and stop it."""
+    from localsearch.config import Config
+    from localsearch.server import remote_stream
+
+    if (data / "serve.sock").exists():
+        config = Config.load(overrides={"data_dir": str(data)})
+        for message in remote_stream(config, {"id": "s", "type": "status"}) or []:
+            if message["type"] == "status":
+                os.kill(message["data"]["pid"], 15)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, installed):
+    context = launch(playwright, installed)
+    yield context
+    context.close()
+
+
+def ask(panel, question: str, about_page: bool = False) -> None:
+    panel.fill("textarea[name=question]", question)
+    if about_page:
+        panel.click("#ask-page")
+    else:
+        panel.press("textarea[name=question]", "Enter")
+
+
+@pytest.mark.slow
+def test_a_question_from_the_panel_shows_stages_then_a_cited_answer_and_every_source(browser, web):
+    panel = open_panel(browser)
+    assert panel.evaluate("() => document.activeElement.name") == "question"  # ready to type
+    ask(panel, QUESTION)
+    panel.wait_for_selector(".stages li[data-stage=search]", timeout=120_000)
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+
+    stages = panel.locator(".turn .stages li").all_inner_texts()
+    assert {"search", "fetch", "retrieve", "answer"} <= {s.split()[0] for s in stages}, stages
+    assert all(re.fullmatch(r"\w+ \d+\.\d\ds", s) for s in stages), stages  # each with its time
+    answer = panel.inner_text(".answer.final")
+    assert "1887" in answer, answer
+
+    links = panel.locator(".answer.final a.cite")
+    assert links.count() >= 1
+    for index in range(links.count()):
+        href = links.nth(index).get_attribute("href")
+        assert href.startswith(web.url + "/articles/") and "#:~:text=" in href, href
+        text = page_text(href.split("#")[0])
+        for term in fragment_terms(href):  # the page opens scrolled to text it really has
+            assert term in text, (term, href)
+        assert links.nth(index).get_attribute("title").startswith("“")  # hovering shows the quote
+
+    gone = panel.locator(".sources li[data-status='HTTP error']")
+    assert gone.count() == 1 and "404" in gone.inner_text()  # a page that could not be read, and why
+    assert panel.locator(".sources li[data-status=ok]").count() >= 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(SCREENSHOTS / "panel-answer.png"), full_page=True)
+
+    # The history view lists it, reopens it and deletes it.
+    panel.click("#show-history")
+    item = panel.locator("#history-list li", has_text=QUESTION)
+    item.wait_for(timeout=10_000)
+    item.locator("button.title").click()
+    panel.wait_for_selector("#conversation:not([hidden]) .answer.final")
+    assert "1887" in panel.inner_text("#conversation")
+    panel.click("#show-history")
+    panel.locator("#history-list li", has_text=QUESTION).locator("button.delete").click()
+    panel.wait_for_function("() => !document.querySelector('#history-list li')", timeout=10_000)
+    assert "No conversations yet" in panel.inner_text("#history-note")
+    panel.close()
+
+
+@pytest.mark.slow
+def test_a_follow_up_continues_the_conversation(browser):
+    panel = open_panel(browser)
+    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    ask(panel, QUESTION)
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    ask(panel, "And how tall is it?")
+    panel.wait_for_function("() => document.querySelectorAll('.turn[data-status=done] .answer.final').length == 2",
+                            timeout=180_000)
+    assert "41 metres" in panel.locator(".answer.final").nth(1).inner_text()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_the_answer_goes_on_when_the_panel_closes_and_a_new_panel_shows_it(browser):
+    panel = open_panel(browser)
+    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    ask(panel, "Who discovered the Kestrel valley comet?")
+    panel.wait_for_selector(".stages li", timeout=60_000)
+    panel.close()  # the popup lost focus
+    again = open_panel(browser)
+    again.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    assert "Kestrel" in again.inner_text(".turn .question")
+    again.close()
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_answer_and_the_options_page_changes_what_the_host_uses(browser, web, installed):
+    options = browser.new_page()
+    options.goto(f"chrome-extension://{EXTENSION_ID}/options.html")
+    options.wait_for_selector("#preferences:not([hidden])", timeout=60_000)
+    assert options.input_value("input[name=searxng_url]") == web.url + "/broken-first"
+    options.fill("input[name=searxng_url]", web.url + "/slow-first")  # the first page takes 30 s
+    options.click("button[type=submit]")
+    options.wait_for_selector("#status.saved")
+    saved = (installed.parent.parent / "data" / "preferences.json").read_text()
+    assert "/slow-first" in saved  # kept by the host, not only in the browser
+
+    panel = open_panel(browser)
+    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    ask(panel, QUESTION)
+    panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
+    started = time.monotonic()
+    panel.click("#cancel")
+    panel.wait_for_selector(".turn[data-status=cancelled]", timeout=20_000)
+    assert time.monotonic() - started < 15  # not the slow page's 30 s
+    assert "Cancelled" in panel.inner_text(".turn .run-error")
+    assert panel.is_enabled("#ask-web")
+    assert server_status(installed)["running"] == 0  # the host stopped working on it, too
+
+    options.click("#reset")  # back to the config file's values
+    options.wait_for_selector("#status.saved")
+    assert options.input_value("input[name=searxng_url]") == web.url + "/broken-first"
+    options.close()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_ask_about_this_page_reads_the_rendered_page_and_cites_it(browser, web):
+    page = browser.new_page()
+    page.goto(web.url + "/app")
+    page.wait_for_selector("body[data-rendered=yes]")
+    assert "Orrin" not in httpx.get(web.url + "/app").text.split("<script>")[0]  # only in the rendered DOM
+    panel = open_panel(browser)
+    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    page.bring_to_front()  # the tab the question is about is the active one
+    fetched = web.count("/app")
+    ask(panel, "When was the Orrin signal tower rebuilt?", about_page=True)
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    assert web.count("/app") == fetched  # read as the browser shows it, not fetched again
+    assert "1962" in panel.inner_text(".answer.final")
+    assert "Kelmer Point history" in panel.inner_text(".turn .about")
+    hrefs = [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
+    assert hrefs and all(href.startswith(web.url + "/app#:~:text=") for href in hrefs), hrefs
+    rendered = words(page.inner_text("body"))
+    assert all(term in rendered for href in hrefs for term in fragment_terms(href))
+    page.close()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web):
+    page = browser.new_page()
+    page.goto(web.url + "/app")
+    page.wait_for_selector("body[data-rendered=yes]")
+    page.evaluate("() => getSelection().selectAllChildren(document.querySelector('article p'))")
+    worker = browser.service_workers[0]
+    # What the menu's click handler runs (a native menu cannot be clicked from a test).
+    worker.evaluate("""async (url) => {
+        const [tab] = await chrome.tabs.query({ url });
+        const [{ result }] = await chrome.scripting.executeScript({ target: { tabId: tab.id },
+                                                                   func: () => String(getSelection()) });
+        localsearch.askAboutSelection({ menuItemId: "ask-about-selection", selectionText: result }, tab);
+    }""", web.url + "/app")
+    panel = open_panel(browser)
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    assert "Orrin signal tower" in panel.inner_text(".turn .question")
+    hrefs = [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
+    assert hrefs and all(href.startswith(web.url + "/app#:~:text=") for href in hrefs), hrefs
+    page.close()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_a_host_that_dies_mid_answer_is_said_and_what_was_shown_stays_with_a_retry(browser, web, installed):
+    preferences = installed.parent.parent / "data" / "preferences.json"
+    preferences.write_text('{"searxng_url": "%s/slow-first"}' % web.url)  # the host's own file
+    panel = open_panel(browser)
+    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    ask(panel, QUESTION)
+    panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
+    killed = subprocess.run(["pkill", "-f", f"localsearch host chrome-extension://{EXTENSION_ID}/"])
+    assert killed.returncode == 0
+    panel.wait_for_selector(".turn[data-status=lost]", timeout=20_000)
+    assert "host stopped" in panel.inner_text(".turn .run-error")
+    assert "What was shown is kept" in panel.inner_text(".turn .run-error")
+    assert panel.locator(".turn .stages li").count() >= 3  # the stages it had reached
+    preferences.unlink()
+    panel.click(".turn .retry")  # a new host is started for the retry
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    assert "1887" in panel.inner_text(".answer.final")
+    panel.close()
+
+
+@pytest.mark.slow
+def test_pages_the_extension_cannot_read_say_so(browser):
+    store = browser.new_page()
+    store.goto("chrome://version")
+    panel = open_panel(browser)
+    store.bring_to_front()
+    ask(panel, "What is this page about?", about_page=True)
+    panel.wait_for_selector(".turn[data-status=error] .run-error")
+    assert "cannot read this page" in panel.inner_text(".turn .run-error")
+    store.close()
+    panel.close()
+
+
+def test_without_the_host_the_panel_shows_the_command_that_installs_it(playwright, tmp_path):
+    context = launch(playwright, tmp_path / "profile")  # a profile with no host manifest
+    try:
+        panel = open_panel(context)
+        ask(panel, QUESTION)
+        panel.wait_for_selector("#problem:not([hidden])", timeout=30_000)
+        problem = panel.inner_text("#problem")
+        assert "not installed" in problem
+        assert "localsearch install-host" in problem and "localsearch doctor" in problem
+        assert panel.locator(".turn[data-status=lost]").count() == 1  # the question stays, with a retry
+        assert panel.locator(".turn .retry").count() == 1
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(SCREENSHOTS / "panel-host-missing.png"), full_page=True)
+    finally:
+        context.close()
