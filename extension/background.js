@@ -40,12 +40,13 @@ const host = new HostConnection({
 });
 
 function fail(failure) {
-  if (state.connection.status === "failed" && state.current?.status !== "running") return; // said already
-  lost(state, failure);
   for (const [id, pending] of waiting) {
     pending.resolve([{ id, type: "error", data: { message: failure.summary, kind: failure.kind, failure } }]);
   }
   waiting.clear();
+  // The browser's "Native host has exited." follows the host's own reason: keep the reason.
+  if (state.connection.status === "failed" && state.current?.status !== "running") return;
+  lost(state, failure);
   broadcastState();
 }
 
@@ -141,6 +142,12 @@ chrome.runtime.onConnect.addListener((port) => {
   if (port.name !== "panel") return;
   panels.add(port);
   clearTimeout(idleTimer);
+  // Connect now: the host starts the server while the user types, a missing host is said before
+  // anything is asked, and the open port keeps this worker (and its state) alive.
+  if (!host.connected) {
+    state.connection = { status: "idle", failure: null }; // tried again: the user may have fixed it
+    host.open();
+  }
   port.postMessage({ type: "state", state });
   port.onMessage.addListener((message) => fromPanel(message, port));
   port.onDisconnect.addListener(() => {

@@ -8,6 +8,7 @@ Screenshots of the panel are written to build/screenshots/ (the README shows cop
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import subprocess
@@ -131,6 +132,16 @@ def ask(panel, question: str, about_page: bool = False) -> None:
 def test_a_question_from_the_panel_shows_stages_then_a_cited_answer_and_every_source(browser, web):
     panel = open_panel(browser)
     assert panel.evaluate("() => document.activeElement.name") == "question"  # ready to type
+    # Every kind of answer the panel shows, in the order it shows them.
+    panel.evaluate("""() => {
+        window.seen = [];
+        new MutationObserver(() => {
+            for (const node of document.querySelectorAll(".answer")) {
+                const kind = [...node.classList].find((c) => c !== "answer");
+                if (window.seen[window.seen.length - 1] !== kind) window.seen.push(kind);
+            }
+        }).observe(document.body, { childList: true, subtree: true });
+    }""")
     ask(panel, QUESTION)
     panel.wait_for_selector(".stages li[data-stage=search]", timeout=120_000)
     panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
@@ -140,6 +151,8 @@ def test_a_question_from_the_panel_shows_stages_then_a_cited_answer_and_every_so
     assert all(re.fullmatch(r"\w+ \d+\.\d\ds", s) for s in stages), stages  # each with its time
     answer = panel.inner_text(".answer.final")
     assert "1887" in answer, answer
+    # The extractive answer at once, then the model's words as they come, then the checked answer.
+    assert panel.evaluate("() => window.seen") == ["extractive", "draft", "final"]
 
     links = panel.locator(".answer.final a.cite")
     assert links.count() >= 1
@@ -293,6 +306,53 @@ def test_a_host_that_dies_mid_answer_is_said_and_what_was_shown_stays_with_a_ret
     panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
     assert "1887" in panel.inner_text(".answer.final")
     panel.close()
+
+
+@pytest.mark.slow
+def test_the_hosts_own_message_is_shown_when_there_is_nothing_to_answer_from(browser, web, installed):
+    preferences = installed.parent.parent / "data" / "preferences.json"
+    preferences.write_text('{"searxng_url": "%s/down"}' % web.url)  # the search engine is down
+    try:
+        panel = open_panel(browser)
+        panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+        ask(panel, QUESTION)
+        panel.wait_for_selector(".turn[data-status=error] .run-error", timeout=120_000)
+        assert "no search results" in panel.inner_text(".turn .run-error")
+        assert panel.locator("#problem[hidden]").count() == 1  # the host is fine: no install advice
+        panel.close()
+    finally:
+        preferences.unlink()
+
+
+def test_the_side_panel_opens_from_the_toolbar_button(playwright, tmp_path):
+    context = launch(playwright, tmp_path / "profile")
+    try:
+        open_panel(context).close()
+        worker = context.service_workers[0]
+        behaviour = worker.evaluate("() => chrome.sidePanel.getPanelBehavior()")
+        options = worker.evaluate("() => chrome.sidePanel.getOptions({})")
+        assert behaviour["openPanelOnActionClick"] is True and options["path"] == "panel.html"
+    finally:
+        context.close()
+
+
+def test_a_host_that_refuses_this_extension_says_how_to_allow_it(playwright, tmp_path):
+    profile = tmp_path / "profile"
+    hosts = profile / "NativeMessagingHosts"
+    hosts.mkdir(parents=True)
+    (hosts / "org.localsearch.host.json").write_text(json.dumps({  # installed for another extension id
+        "name": "org.localsearch.host", "description": "localsearch", "path": sys.executable, "type": "stdio",
+        "allowed_origins": ["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"]}))
+    context = launch(playwright, profile)
+    try:
+        panel = open_panel(context)
+        ask(panel, QUESTION)
+        panel.wait_for_selector("#problem:not([hidden])", timeout=30_000)
+        problem = panel.inner_text("#problem")
+        assert "does not allow this copy of the extension" in problem
+        assert f"LOCALSEARCH_HOST_EXTENSIONS={EXTENSION_ID} localsearch install-host" in problem
+    finally:
+        context.close()
 
 
 @pytest.mark.slow
