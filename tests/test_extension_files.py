@@ -119,7 +119,37 @@ def test_citation_links_point_at_the_quoted_passage_and_only_at_sources():
     assert marked == [("It is painted blue", "the source never mentions blue")], pieces
 
 
-@pytest.mark.parametrize("path", ["lib/state.js", "lib/host.js", "lib/page.js", "lib/citations.js"])
+FAILURE_CHECKS = r"""
+import { describeFailure } from "./lib/host.js";
+import { whyUnreadable } from "./lib/page.js";
+const said = [
+  "Specified native messaging host not found.", "Access to the specified native messaging host is forbidden.",
+  "Native host has exited.", "Error when communicating with the native messaging host.",
+  "No such native application org.localsearch.host", "something new",
+].map((message) => describeFailure(message, "abcd"));
+const pages = ["chrome://settings/", "https://chromewebstore.google.com/detail/x", "https://addons.mozilla.org/a",
+               "file:///home/me/a.html", undefined, "https://example.org/"].map(whyUnreadable);
+console.log(JSON.stringify({ said, pages }));
+"""
+
+
+def test_each_way_the_host_cannot_be_reached_gets_what_to_run_and_closed_pages_are_named():
+    run = subprocess.run(["node", "--input-type=module", "-e", FAILURE_CHECKS], cwd=EXTENSION,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    kinds = [(s["kind"], s["commands"][0]) for s in out["said"]]
+    assert kinds == [("missing", "localsearch install-host"),
+                     ("forbidden", "LOCALSEARCH_HOST_EXTENSIONS=abcd localsearch install-host"),
+                     ("exited", "localsearch doctor"), ("broken", "localsearch doctor"),
+                     ("missing", "localsearch install-host --browser firefox"), ("unknown", "localsearch doctor")]
+    assert all(s["summary"] and s["message"] for s in out["said"])
+    closed, store, amo, local, none, web = out["pages"]
+    assert "browser pages" in closed and "extension stores" in store and "extension stores" in amo
+    assert "http and https" in local and none and web == ""
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(EXTENSION)) for p in SCRIPTS))
 def test_each_module_parses(path):
     run = subprocess.run(["node", "--check", "--input-type=module"], input=(EXTENSION / path).read_text(),
                          capture_output=True, text=True, timeout=60)

@@ -5,7 +5,10 @@ export const HOST_NAME = "org.localsearch.host";
 const MAX_HTML = 10_000_000; // characters of a page the host accepts (protocol.MAX_HTML)
 
 // What the browser says when the host cannot be used, and what the user can do about it.
+// Chromium's messages first, then Firefox's.
 const FAILURES = [
+  ["No such native application", "missing", "The localsearch host is not installed for this browser.",
+   ["localsearch install-host --browser firefox", "localsearch doctor"]],
   ["not found", "missing", "The localsearch host is not installed for this browser.",
    ["localsearch install-host", "localsearch doctor"]],
   ["forbidden", "forbidden", "The localsearch host does not allow this copy of the extension.",
@@ -47,7 +50,8 @@ export class HostConnection {
     this.port = port;
     port.onMessage.addListener((message) => this.received(message));
     port.onDisconnect.addListener(() => {
-      const reason = chrome.runtime.lastError?.message || "Native host has exited.";
+      // Chromium says why in runtime.lastError, Firefox in port.error.
+      const reason = port.error?.message || chrome.runtime.lastError?.message || "Native host has exited.";
       if (this.port !== port) return; // closed on purpose
       this.port = null;
       this.parts.clear();
