@@ -49,6 +49,7 @@ def diagnose(config: Config, offline: bool = False) -> list[Check]:
     checks.append(_server(config))
     checks.append(_data_dir(config))
     checks.append(_history(config))
+    checks.append(_preferences(config))
     checks.append(_engines(config) if not (offline or config.offline)
                   else Check("search engines", None, "not checked (offline)"))
     return checks
@@ -214,6 +215,21 @@ def _history(config: Config) -> Check:
                      f"'{history.path}.broken'")
     state = "on" if config.history else "off (setting history = false: nothing new is kept)"
     return Check("history", True, f"{total} conversation{'s' if total != 1 else ''} in {history.path}; {state}")
+
+
+def _preferences(config: Config) -> Check:
+    from . import preferences
+
+    try:
+        saved = preferences.load(config)
+    except preferences.PreferencesError as error:
+        path = Path(config.data_dir) / preferences.FILE_NAME
+        return Check("browser preferences", False, str(error),
+                     f"save them again from the extension's options page, or remove the file: rm '{path}'")
+    if not saved:
+        return Check("browser preferences", True, "none saved: the browser's questions use the config's settings")
+    return Check("browser preferences", True, "the browser's questions use " +
+                 ", ".join(f"{name} = {value!r}" for name, value in saved.items()))
 
 
 def _engines(config: Config) -> Check:

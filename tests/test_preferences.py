@@ -92,3 +92,18 @@ def test_a_preferences_file_broken_by_hand_is_named_and_does_not_stop_questions(
     # Values the settings cannot take, and names that are not preferences, are left out.
     path.write_text(json.dumps({"max_pages": "lots", "engines": ["searxng"], "port": 1}))
     assert ask(session, {"id": "p3", "type": "preferences"})[0]["data"]["saved"] == {"engines": ["searxng"]}
+
+
+def test_doctor_names_the_browsers_preferences_and_a_broken_file(home):
+    from localsearch.doctor import diagnose
+
+    config = Config.load()
+    check = next(c for c in diagnose(config, offline=True) if c.name == "browser preferences")
+    assert check.ok and "none saved" in check.detail
+    path = home / "data" / "preferences.json"
+    path.write_text('{"max_pages": 2}')
+    check = next(c for c in diagnose(config, offline=True) if c.name == "browser preferences")
+    assert check.ok and "max_pages = 2" in check.detail
+    path.write_text("{broken")
+    check = next(c for c in diagnose(config, offline=True) if c.name == "browser preferences")
+    assert check.ok is False and str(path) in check.fix
