@@ -1,19 +1,28 @@
 // The extension's background: it owns the one connection to the localsearch host and the state
-// of the question being answered, so an answer goes on when the popup or panel closes, and any
-// panel that opens shows it. Panels talk to it over a runtime port named "panel".
+// of the conversation, so an answer goes on when the popup or panel closes, and any panel that
+// opens shows it. Panels talk to it over a runtime port named "panel". The state is also kept in
+// the browser's session storage (memory only, never on disk), so a worker the browser stopped
+// while idle comes back with it.
 
 import { HostConnection, pageForHost } from "./lib/host.js";
 import { activeTab, readTab } from "./lib/page.js";
-import { apply, begin, initialState, lost, reopen, startOver } from "./lib/state.js";
+import { apply, begin, cancelled, followUp, initialState, lost, reopen, restored, startOver } from "./lib/state.js";
 
 const IDLE_CLOSE_MS = 60_000; // the host (and the server's idle clock) is let go this long after the last use
+const SAVE_DELAY_MS = 500; // the words of an answer are kept a few at a time
 const MENU_ID = "ask-about-selection";
 
 const state = initialState();
 const panels = new Set();
 const waiting = new Map(); // id -> {messages, resolve}: requests whose whole reply is awaited
 let idleTimer = null;
+let saveTimer = null;
 let counter = 0;
+
+// Everything waits for the state of the worker that ran before this one.
+const ready = chrome.storage.session.get("state")
+  .then(({ state: saved }) => { if (saved) restored(state, saved); })
+  .catch(() => {});
 
 const host = new HostConnection({
   onMessage(message) {
@@ -28,11 +37,15 @@ const host = new HostConnection({
       if (message.type === "done" || message.type === "error") {
         waiting.delete(message.id);
         pending.resolve(pending.messages);
+        scheduleIdleClose();
       }
       return;
     }
-    if (apply(state, message)) broadcast({ type: "host", message });
-    if (message.type === "done" || message.type === "error") scheduleIdleClose();
+    if (!apply(state, message)) return;
+    broadcast({ type: "host", message });
+    const ended = message.type === "done" || message.type === "error";
+    save(ended);
+    if (ended) scheduleIdleClose();
   },
   onFailure(failure) {
     fail(failure);
@@ -47,7 +60,7 @@ function fail(failure) {
   // The browser's "Native host has exited." follows the host's own reason: keep the reason.
   if (state.connection.status === "failed" && state.current?.status !== "running") return;
   lost(state, failure);
-  broadcastState();
+  changed();
 }
 
 function newId() {
@@ -58,15 +71,25 @@ function broadcast(message) {
   for (const port of panels) port.postMessage(message);
 }
 
-function broadcastState() {
+function save(now) {
+  clearTimeout(saveTimer);
+  const write = () => chrome.storage.session.set({ state }).catch(() => {});
+  if (now) write();
+  else saveTimer = setTimeout(write, SAVE_DELAY_MS);
+}
+
+function changed() {
   broadcast({ type: "state", state });
+  save(true);
+}
+
+function busy() {
+  return panels.size > 0 || state.current?.status === "running" || waiting.size > 0;
 }
 
 function scheduleIdleClose() {
   clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => {
-    if (!panels.size && state.current?.status !== "running" && !waiting.size) host.close();
-  }, IDLE_CLOSE_MS);
+  idleTimer = setTimeout(() => (busy() ? scheduleIdleClose() : host.close()), IDLE_CLOSE_MS);
 }
 
 // A request whose messages are all wanted at once (history, preferences): its messages.
@@ -79,31 +102,42 @@ function requestAll(request) {
   });
 }
 
+// Stops the question being answered: in the host if it was sent, else before it is.
+function stopCurrent() {
+  const run = state.current;
+  if (run?.status !== "running") return;
+  if (run.sent) host.send({ type: "cancel", target: run.id });
+  else cancelled(state);
+}
+
 async function ask({ question, aboutPage = false, search = false, tab = null, tabId = null, selection = null }) {
-  if (state.current?.status === "running") host.send({ type: "cancel", target: state.current.id });
+  stopCurrent();
   const id = newId();
+  begin(state, { id, question, page: null });
+  state.current.request = { question, aboutPage, search, tabId: tab?.id ?? tabId, selection };
+  changed(); // at once: the panel shows the question and offers cancel while the page is read
   let page = null;
   if (aboutPage) {
     try {
       page = await readTab(tab || (tabId !== null ? await chrome.tabs.get(tabId) : await activeTab()));
       if (selection) page.selection = selection;
     } catch (error) {
-      begin(state, { id, question, page: null });
-      Object.assign(state.current, { status: "error", error: { message: error.message, kind: "page" },
-                                     request: { question, aboutPage, search, tabId: tab?.id ?? tabId } });
-      broadcastState();
-      return;
+      if (state.current?.id !== id) return;
+      Object.assign(state.current, { status: "error", error: { message: error.message, kind: "page" } });
+      return changed();
     }
+    if (state.current?.id !== id || state.current.status !== "running") return; // cancelled, or asked again
+    state.current.page = { url: page.url, title: page.title };
   }
   const request = page ? { type: "ask_page", question, page: pageForHost(page), search } : { type: "ask", question };
-  if (state.conversationId) request.conversation_id = state.conversationId;
-  begin(state, { id, question, page });
-  state.current.request = { question, aboutPage, search, tabId: tab?.id ?? tabId };
-  broadcastState();
+  Object.assign(request, followUp(state));
+  state.current.sent = true;
   host.send({ ...request, id });
+  changed();
 }
 
 async function fromPanel(message, port) {
+  await ready;
   switch (message.type) {
     case "ask":
       return ask(message);
@@ -111,16 +145,18 @@ async function fromPanel(message, port) {
       if (state.current?.request) return ask(state.current.request);
       return;
     case "cancel":
-      if (state.current?.status === "running") host.send({ type: "cancel", target: state.current.id });
-      return;
+      stopCurrent();
+      return changed();
     case "new":
+      stopCurrent();
       startOver(state);
-      return broadcastState();
+      return changed();
     case "open": {
       const [reply] = await requestAll({ type: "conversation", conversation_id: message.conversationId });
       if (reply.type === "conversation") {
+        stopCurrent();
         reopen(state, reply.data);
-        broadcastState();
+        changed();
       }
       return port.postMessage({ type: "reply", token: message.token, messages: [reply] });
     }
@@ -129,18 +165,26 @@ async function fromPanel(message, port) {
     case "preferences": {
       const { type, token, ...fields } = message;
       const messages = await requestAll({ type, ...fields });
-      if (type === "delete" && (fields.all || fields.conversation_id === state.conversationId)) {
+      const deleted = type === "delete" && messages[messages.length - 1]?.type === "done";
+      if (deleted && (fields.all || fields.conversation_id === state.conversationId)) {
+        stopCurrent(); // the conversation shown is gone: so is its question being answered
         startOver(state);
-        broadcastState();
+        changed();
       }
       return port.postMessage({ type: "reply", token, messages });
     }
   }
 }
 
-chrome.runtime.onConnect.addListener((port) => {
+chrome.runtime.onConnect.addListener(async (port) => {
   if (port.name !== "panel") return;
   panels.add(port);
+  port.onDisconnect.addListener(() => {
+    panels.delete(port);
+    scheduleIdleClose();
+  });
+  port.onMessage.addListener((message) => fromPanel(message, port));
+  await ready;
   clearTimeout(idleTimer);
   // Connect now: the host starts the server while the user types, a missing host is said before
   // anything is asked, and the open port keeps this worker (and its state) alive.
@@ -148,12 +192,7 @@ chrome.runtime.onConnect.addListener((port) => {
     state.connection = { status: "idle", failure: null }; // tried again: the user may have fixed it
     host.open();
   }
-  port.postMessage({ type: "state", state });
-  port.onMessage.addListener((message) => fromPanel(message, port));
-  port.onDisconnect.addListener(() => {
-    panels.delete(port);
-    scheduleIdleClose();
-  });
+  if (panels.has(port)) port.postMessage({ type: "state", state });
 });
 
 // The options page asks for and saves the preferences the host keeps.
@@ -186,7 +225,8 @@ chrome.runtime.onInstalled.addListener(() => {
   chrome.contextMenus.create({ id: MENU_ID, title: "Ask localsearch about “%s”", contexts: ["selection"] });
 });
 
-function askAboutSelection(info, tab) {
+async function askAboutSelection(info, tab) {
+  await ready;
   const selection = (info.selectionText || "").trim();
   return ask({ question: `What does this page say about “${selection.slice(0, 300)}”?`, aboutPage: true, tab,
                selection });
@@ -200,4 +240,4 @@ chrome.contextMenus.onClicked.addListener((info, tab) => {
 });
 
 // For tests and the devtools console: the entry points the menu and the panels use.
-globalThis.localsearch = { state, ask, askAboutSelection };
+globalThis.localsearch = { state, host, ask, askAboutSelection };

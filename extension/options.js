@@ -10,7 +10,11 @@ function say(text, kind = "") {
   status.replaceChildren(...(Array.isArray(text) ? text.flat().filter(Boolean) : [text]));
 }
 
+let shown = null; // the values as loaded: Save sends only what the user changed
+const comparable = (name, value) => JSON.stringify(name === "engines" ? [...value].sort() : value);
+
 function show(data) {
+  shown = data.values;
   const chosen = new Set(data.values.engines);
   document.querySelector("#engines").replaceChildren(...data.engines.map((name) =>
     el("label", {}, el("input", { type: "checkbox", name: "engine", value: name, checked: chosen.has(name) }), ` ${name}`)));
@@ -36,14 +40,18 @@ async function exchange(set) {
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const set = {
+  const values = {
     engines: [...form.querySelectorAll("input[name=engine]:checked")].map((box) => box.value),
     searxng_url: form.elements.searxng_url.value.trim(),
     max_pages: Number(form.elements.max_pages.value),
     llm: form.elements.llm.checked,
     history: form.elements.history.checked,
   };
-  if (!set.engines.length) return say("Choose at least one search engine.", "error");
+  if (!values.engines.length) return say("Choose at least one search engine.", "error");
+  // What is left as it was keeps following the config file.
+  const set = Object.fromEntries(Object.entries(values)
+    .filter(([name, value]) => comparable(name, value) !== comparable(name, shown[name])));
+  if (!Object.keys(set).length) return say("Nothing changed.", "saved");
   if (await exchange(set)) say("Saved. The next question uses these.", "saved");
 });
 

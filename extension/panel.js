@@ -24,8 +24,20 @@ function connect() {
     }
     draw();
   });
-  // The background was stopped (the browser suspends idle workers): connect again when needed.
-  background.onDisconnect.addListener(() => { background = null; });
+  // The background was stopped (the browser stops idle workers): connect again at once, and it
+  // comes back with the state it kept; replies it owed will not come.
+  background.onDisconnect.addListener(() => {
+    background = null;
+    for (const resolve of replies.values()) {
+      resolve([{ type: "error", data: { message: "localsearch's background restarted: try again." } }]);
+    }
+    replies.clear();
+    try {
+      connect();
+    } catch {
+      // The extension was reloaded or removed: this view is gone with it.
+    }
+  });
 }
 
 function send(message) {

@@ -2,22 +2,30 @@
 ``preferences.json`` in the data directory (so every browser and profile of this user sees the
 same), and applied to every question that comes from the browser, before the request's own
 settings. The command line keeps its own defaults in the config file.
+
+The options page is still the browser, the least trusted sender: a value is held to the limits
+of a browser request, and a SearXNG address it sets must pass the URL policy (a public address,
+or a host the user allowed in ``allowed_hosts``) unless it is the one the config already has.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+import threading
 from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError, LocalsearchError
+from .private import private_directory
 
 __all__ = ["PREFERENCES", "PreferencesError", "load", "save", "applied"]
 
 # What the options page offers: the choices a browser user makes, never paths or server settings.
 PREFERENCES = ("engines", "searxng_url", "max_pages", "llm", "history")
 FILE_NAME = "preferences.json"
+_saving = threading.Lock()  # a save reads, changes and replaces the file: one at a time
 
 
 class PreferencesError(LocalsearchError):
@@ -28,8 +36,31 @@ def _path(config: Config) -> Path:
     return Path(config.data_dir) / FILE_NAME
 
 
+def _checked(config: Config, name: str, value, origin: str):
+    """The value as the setting takes it, within what the browser may ask for; else PreferencesError."""
+    from .protocol import BROWSER_SETTINGS, ProtocolError, check_settings
+
+    try:
+        parsed = config.replace(**{name: value})[name]
+        # Held to a browser request's limits; searxng_url and history, which a request from the
+        # browser may not set, to the length limit (and the URL policy, below).
+        check_settings({name: parsed}, "browser" if name in BROWSER_SETTINGS else "cli")
+    except (ConfigError, ProtocolError) as error:
+        raise PreferencesError(str(error).replace("from code", f"from {origin}")) from None
+    if name == "searxng_url" and parsed and parsed != config.searxng_url:
+        if not parsed.lower().startswith(("http://", "https://")):
+            raise PreferencesError("searxng_url must be an http or https address")
+        from .urlpolicy import UrlPolicy
+
+        refusal = UrlPolicy.from_config(config).check(parsed)
+        if refusal:
+            raise PreferencesError(f"searxng_url {parsed!r} is refused: {refusal} (a SearXNG on this computer or "
+                                   f"your network: add its host to allowed_hosts in the config file)")
+    return parsed
+
+
 def load(config: Config, strict: bool = True) -> dict:
-    """The saved preferences: only known names, and a value the settings cannot take is dropped,
+    """The saved preferences: only known names, and a value that cannot be used now is dropped,
     so a file edited by hand cannot stop the browser's questions. A file that cannot be read is
     a PreferencesError, or no preferences when not ``strict``."""
     try:
@@ -45,39 +76,40 @@ def load(config: Config, strict: bool = True) -> dict:
     for name, value in (saved.items() if isinstance(saved, dict) else ()):
         if name in PREFERENCES and name in config:
             try:
-                config.replace(**{name: value})
-            except ConfigError:
+                kept[name] = _checked(config, name, value, "the preferences file")
+            except PreferencesError:
                 continue
-            kept[name] = value
     return kept
 
 
 def save(config: Config, changes: dict) -> dict:
     """Check ``changes`` and keep them with the saved ones; a value of None forgets a preference
-    (the config's value applies again). Returns what is saved now."""
+    (the config's value applies again). Returns what is saved now. Nothing is written when a
+    change is refused."""
     unknown = sorted(name for name in changes if name not in PREFERENCES or name not in config)
     if unknown:
         raise PreferencesError(f"{', '.join(unknown)} cannot be set from the browser's options "
                                f"(allowed: {', '.join(name for name in PREFERENCES if name in config)})")
-    kept = load(config, strict=False)  # saving repairs a file that cannot be read
-    for name, value in changes.items():
-        if value is None:
-            kept.pop(name, None)
-            continue
+    checked = {name: None if value is None else _checked(config, name, value, "the options page")
+               for name, value in changes.items()}
+    with _saving:
+        kept = load(config, strict=False)  # saving repairs a file that cannot be read
+        for name, value in checked.items():
+            if value is None:
+                kept.pop(name, None)
+            else:
+                kept[name] = value
+        folder = private_directory(config.data_dir)
+        # Written whole (created 0600), then renamed over the old file: a crash leaves one or
+        # the other, never half.
+        handle, temporary = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=folder)
         try:
-            config.replace(**{name: value})
-        except ConfigError as error:
-            raise PreferencesError(str(error).replace("from code", "from the options page")) from None
-        if name == "searxng_url" and value and not value.lower().startswith(("http://", "https://")):
-            raise PreferencesError("searxng_url must be an http or https address")
-        kept[name] = value
-    path = _path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole, then renamed over the old file: a crash leaves one or the other, never half.
-    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
-    temporary.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
-    temporary.chmod(0o600)
-    os.replace(temporary, path)
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(json.dumps(kept, indent=2) + "\n")
+            os.replace(temporary, folder / FILE_NAME)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     return kept
 
 

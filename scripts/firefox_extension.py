@@ -36,8 +36,17 @@ def firefox_manifest(manifest: dict) -> dict:
 
 
 def write(out: Path) -> Path:
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        # Only a build this script wrote is replaced: never a folder someone named by mistake.
+        try:
+            ours = "sidebar_action" in json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise SystemExit(f"{out} is not empty and holds no Firefox build of the extension: choose another folder")
         shutil.rmtree(out)
+    elif out.exists():
+        out.rmdir()
     shutil.copytree(SOURCE, out)
     manifest = json.loads((SOURCE / "manifest.json").read_text(encoding="utf-8"))
     (out / "manifest.json").write_text(json.dumps(firefox_manifest(manifest), indent=2) + "\n", encoding="utf-8")

@@ -194,6 +194,10 @@ def test_a_follow_up_continues_the_conversation(browser):
     panel.wait_for_function("() => document.querySelectorAll('.turn[data-status=done] .answer.final').length == 2",
                             timeout=180_000)
     assert "41 metres" in panel.locator(".answer.final").nth(1).inner_text()
+    panel.click("#show-history")  # one conversation of two turns, not two of one
+    newest = panel.locator("#history-list li").first
+    newest.wait_for(timeout=10_000)
+    assert QUESTION in newest.inner_text() and "2 turns" in newest.inner_text()
     panel.close()
 
 
@@ -219,9 +223,20 @@ def test_cancel_stops_the_answer_and_the_options_page_changes_what_the_host_uses
     options.fill("input[name=searxng_url]", web.url + "/slow-first")  # the first page takes 30 s
     options.click("button[type=submit]")
     options.wait_for_selector("#status.saved")
-    saved = (installed.parent.parent / "data" / "preferences.json").read_text()
-    assert "/slow-first" in saved  # kept by the host, not only in the browser
+    saved = json.loads((installed.parent.parent / "data" / "preferences.json").read_text())
+    assert saved == {"searxng_url": web.url + "/slow-first"}  # kept by the host; only what was changed
 
+    try:
+        cancel_a_slow_answer(browser, installed)
+    finally:
+        options.click("#reset")  # back to the config file's values
+        options.wait_for_selector("#status.saved")
+    assert options.input_value("input[name=searxng_url]") == web.url + "/broken-first"
+    assert json.loads((installed.parent.parent / "data" / "preferences.json").read_text()) == {}
+    options.close()
+
+
+def cancel_a_slow_answer(browser, installed):
     panel = open_panel(browser)
     panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
     ask(panel, QUESTION)
@@ -233,11 +248,6 @@ def test_cancel_stops_the_answer_and_the_options_page_changes_what_the_host_uses
     assert "Cancelled" in panel.inner_text(".turn .run-error")
     assert panel.is_enabled("#ask-web")
     assert server_status(installed)["running"] == 0  # the host stopped working on it, too
-
-    options.click("#reset")  # back to the config file's values
-    options.wait_for_selector("#status.saved")
-    assert options.input_value("input[name=searxng_url]") == web.url + "/broken-first"
-    options.close()
     panel.close()
 
 
@@ -271,6 +281,11 @@ def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web)
     page.wait_for_selector("body[data-rendered=yes]")
     page.evaluate("() => getSelection().selectAllChildren(document.querySelector('article p'))")
     worker = browser.service_workers[0]
+    worker.evaluate("""() => {  // keep a copy of each request the background sends the host
+        const send = localsearch.host.send.bind(localsearch.host);
+        globalThis.sent = [];
+        localsearch.host.send = (request) => { sent.push(request); return send(request); };
+    }""")
     # What the menu's click handler runs (a native menu cannot be clicked from a test).
     worker.evaluate("""async (url) => {
         const [tab] = await chrome.tabs.query({ url });
@@ -283,25 +298,47 @@ def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web)
     assert "Orrin signal tower" in panel.inner_text(".turn .question")
     hrefs = [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
     assert hrefs and all(href.startswith(web.url + "/app#:~:text=") for href in hrefs), hrefs
+    sent = worker.evaluate("() => sent.filter((r) => r.type === 'ask_page').map((r) => r.page.selection)")
+    assert len(sent) == 1 and sent[0].startswith("The Orrin signal tower on Kelmer Point was rebuilt in 1962")
     page.close()
     panel.close()
 
 
+def host_pids(data: Path) -> list[int]:
+    """The host processes Chromium started for this test's data directory (not a developer's own)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environment = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"host" in command and b"localsearch" in command and \
+                f"LOCALSEARCH_DATA_DIR={data}".encode() in environment:
+            found.append(int(proc.name))
+    return found
+
+
 @pytest.mark.slow
 def test_a_host_that_dies_mid_answer_is_said_and_what_was_shown_stays_with_a_retry(browser, web, installed):
-    preferences = installed.parent.parent / "data" / "preferences.json"
+    data = installed.parent.parent / "data"
+    preferences = data / "preferences.json"
     preferences.write_text('{"searxng_url": "%s/slow-first"}' % web.url)  # the host's own file
-    panel = open_panel(browser)
-    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
-    ask(panel, QUESTION)
-    panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
-    killed = subprocess.run(["pkill", "-f", f"localsearch host chrome-extension://{EXTENSION_ID}/"])
-    assert killed.returncode == 0
-    panel.wait_for_selector(".turn[data-status=lost]", timeout=20_000)
-    assert "host stopped" in panel.inner_text(".turn .run-error")
-    assert "What was shown is kept" in panel.inner_text(".turn .run-error")
-    assert panel.locator(".turn .stages li").count() >= 3  # the stages it had reached
-    preferences.unlink()
+    try:
+        panel = open_panel(browser)
+        panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+        ask(panel, QUESTION)
+        panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
+        hosts = host_pids(data)
+        assert hosts, "no host process found for this test's data directory"
+        for pid in hosts:
+            os.kill(pid, 9)
+        panel.wait_for_selector(".turn[data-status=lost]", timeout=20_000)
+        assert "host stopped" in panel.inner_text(".turn .run-error")
+        assert "What was shown is kept" in panel.inner_text(".turn .run-error")
+        assert panel.locator(".turn .stages li").count() >= 3  # the stages it had reached
+    finally:
+        preferences.unlink()
     panel.click(".turn .retry")  # a new host is started for the retry
     panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
     assert "1887" in panel.inner_text(".answer.final")

@@ -22,7 +22,8 @@ PAGES = {path: path.read_text() for path in EXTENSION.rglob("*.html")}
 
 # The APIs that need each permission the manifest asks for (none is asked for unused).
 PERMISSION_USES = {"nativeMessaging": "chrome.runtime.connectNative", "sidePanel": "chrome.sidePanel",
-                   "contextMenus": "chrome.contextMenus", "scripting": "chrome.scripting.executeScript"}
+                   "contextMenus": "chrome.contextMenus", "scripting": "chrome.scripting.executeScript",
+                   "storage": "chrome.storage.session"}  # memory only: the conversation outlives the worker
 
 
 def test_every_file_the_pages_load_is_in_the_repository_and_nothing_comes_from_elsewhere():
@@ -34,7 +35,8 @@ def test_every_file_the_pages_load_is_in_the_repository_and_nothing_comes_from_e
         for imported in re.findall(r'^import .* from "([^"]+)";', text, flags=re.M):
             assert imported.startswith("./"), f"{script.name} imports {imported}: only files beside it"
             assert (script.parent / imported).resolve().is_file(), f"{script.name}: {imported} is missing"
-        assert not re.search(r"\beval\(|new Function\(|\.innerHTML\s*=", text), f"{script.name} runs or injects text"
+        assert not re.search(r"\beval\(|new Function\(|innerHTML|outerHTML\s*=|insertAdjacentHTML|document\.write|"
+                             r"createContextualFragment|DOMParser", text), f"{script.name} runs or injects text"
     assert not (EXTENSION / "node_modules").exists() and not (EXTENSION / "package.json").exists()
 
 
@@ -46,7 +48,8 @@ def test_the_manifest_asks_only_for_the_permissions_the_code_uses():
     # A panel that stays open across tabs reads the page the user asks about: a click in it does
     # not grant activeTab, so web pages (and only those) are the host permissions.
     assert MANIFEST["host_permissions"] == ["http://*/*", "https://*/*"]
-    for unused in ("storage", "tabs", "history", "cookies", "webRequest", "<all_urls>"):
+    assert "chrome.storage.local" not in code and "chrome.storage.sync" not in code  # nothing kept on disk
+    for unused in ("tabs", "history", "cookies", "webRequest", "<all_urls>"):
         assert unused not in MANIFEST["permissions"] and f"chrome.{unused}." not in code.replace("chrome.tabs.query", "") \
             .replace("chrome.tabs.get", "")
     assert MANIFEST["manifest_version"] == 3 and MANIFEST["side_panel"]["default_path"] == "panel.html"
@@ -80,16 +83,20 @@ import { answerPieces, fragmentUrl, citationHref, safeUrl } from "./lib/citation
 const out = {};
 out.long = fragmentUrl("https://a.example/p", "The lighthouse was first lit on 9 October 1887, by keeper Ada-Lane, after years of work.");
 out.short = fragmentUrl("https://a.example/p#top", "“first lit in 1887.”");
+out.dashes = fragmentUrl("https://a.example/p", "— — — — — and then some more words here, five of them");
 out.javascript = fragmentUrl("javascript:alert(1)", "x");
 out.safe = [safeUrl("file:///etc/passwd"), safeUrl("https://a.example/")];
+// As the host writes them: markers after supported sentences only; a sentence keeps its code.
 const citations = [
   { n: 1, sentence: "It was lit in 1887.", url: "https://a.example/one", quote: "first lit in 1887", supported: true },
+  { n: 1, sentence: "Count from `a[0]` up.", url: "https://a.example/one", quote: "start at zero", supported: true },
   { n: 1, sentence: "It is 41 metres tall.", url: "https://a.example/one", quote: "41 metres tall", supported: true },
   { n: 2, sentence: "It is painted blue.", url: "https://b.example/two", quote: "white tower", supported: false,
     reason: "the source never mentions blue" },
 ];
 const sources = [{ n: 1, url: "https://a.example/one" }, { n: 2, url: "https://b.example/two" }];
-const pieces = answerPieces("It was lit in 1887 [1]. It is 41 metres tall [1][9]. Use `zip(a)[1]` [2]. It is painted blue [2].", citations, sources);
+const text = "It was lit in 1887 [1]. Count from `a[0]` up [1]. It is 41 metres tall [1][9]. Also [2]. It is painted blue. It has no keeper.";
+const pieces = answerPieces(text, citations, sources, ["It is painted blue.", "It has no keeper."]);
 out.pieces = pieces.map((p) => p.kind === "cite" ? ["cite", p.n, citationHref(p)] : [p.kind, p.text, p.unsupported || ""]);
 console.log(JSON.stringify(out));
 """
@@ -104,19 +111,21 @@ def test_citation_links_point_at_the_quoted_passage_and_only_at_sources():
     assert out["long"] == ("https://a.example/p#:~:text=The%20lighthouse%20was%20first%20lit,"
                            "Ada%2DLane%2C%20after%20years%20of%20work")
     assert out["short"] == "https://a.example/p#top:~:text=first%20lit%20in%201887"
+    assert out["dashes"] == "https://a.example/p"  # no words to match at one end: the page itself
     assert out["javascript"] is None and out["safe"] == [None, "https://a.example/"]
     pieces = out["pieces"]
     cites = [p for p in pieces if p[0] == "cite"]
-    # Each [1] goes to the quote of its own sentence; [9] names no source and is no link;
-    # [2] links its source; markers inside code are code.
+    # Each [1] goes to the quote of its own sentence (code and all); [9] names no source and is
+    # no link; a [2] no citation's sentence holds links its source alone.
     assert cites == [["cite", 1, "https://a.example/one#:~:text=first%20lit%20in%201887"],
+                     ["cite", 1, "https://a.example/one#:~:text=start%20at%20zero"],
                      ["cite", 1, "https://a.example/one#:~:text=41%20metres%20tall"],
-                     ["cite", 2, "https://b.example/two"],
-                     ["cite", 2, "https://b.example/two#:~:text=white%20tower"]]
-    assert ["code", "zip(a)[1]", ""] in pieces
-    # The sentence the check did not find supported is marked, with why; the others are not.
+                     ["cite", 2, "https://b.example/two"]]
+    assert ["code", "a[0]", ""] in pieces
+    # The sentences no source supports are marked, each with why; the others are not.
     marked = [(p[1].strip(), p[2]) for p in pieces if p[0] != "cite" and p[2]]
-    assert marked == [("It is painted blue", "the source never mentions blue")], pieces
+    assert marked == [("It is painted blue.", "the source never mentions blue"),
+                      ("It has no keeper.", "no source supports it")], pieces
 
 
 FAILURE_CHECKS = r"""
@@ -154,3 +163,73 @@ def test_each_module_parses(path):
     run = subprocess.run(["node", "--check", "--input-type=module"], input=(EXTENSION / path).read_text(),
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+STATE_CHECKS = r"""
+import { apply, begin, followUp, initialState, lost, reopen, restored } from "./lib/state.js";
+const out = {};
+const answered = (state, id, question, data) => {
+  begin(state, { id, question });
+  apply(state, { id, type: "answer", data });
+  apply(state, { id, type: "done", data: {} });
+};
+// History on: the follow-up names the conversation the host keeps.
+const kept = initialState();
+answered(kept, "a", "When was it lit?", { answer: "In 1887 [1].", conversation_id: "c1", turn: { question: "When was it lit?", answer: "In 1887 [1].", reply: "r" } });
+out.kept = followUp(kept);
+// History off: the answers carry no id, so the turns themselves go with the follow-up.
+const off = initialState();
+answered(off, "a", "When was it lit?", { answer: "In 1887 [1].", turn: { question: "When was it lit?", answer: "In 1887 [1].", reply: "r" } });
+answered(off, "b", "How tall?", { answer: "41 m [1]." });
+out.off = followUp(off);
+// Reopened from the history, then asked with the history off: the turns again.
+const again = initialState();
+reopen(again, { id: "c9", turns: [{ position: 1, question: "Q1", answer: { answer: "A1" } }] });
+out.reopened = followUp(again);
+answered(again, "c", "Q2", { answer: "A2" });
+out.reopenedThenOff = followUp(again);
+// A message of an earlier question is not folded into the current one.
+const current = initialState();
+begin(current, { id: "new", question: "Q" });
+out.foreign = apply(current, { id: "old", type: "answer_delta", data: { text: "x" } });
+// The host lost mid-answer, and a worker restarted mid-answer: both say so and keep what was shown.
+apply(current, { id: "new", type: "stage_start", data: { stage: "search" } });
+lost(current, { kind: "exited", summary: "The localsearch host stopped." });
+out.lost = [current.current.status, current.current.stages.length, current.connection.status];
+const restarted = initialState();
+begin(restarted, { id: "r", question: "Q" });
+const fresh = initialState();
+restored(fresh, JSON.parse(JSON.stringify(restarted)));
+out.restored = [fresh.current.status, fresh.current.question, fresh.connection.status];
+console.log(JSON.stringify(out));
+"""
+
+
+def test_the_state_sends_follow_ups_the_host_can_answer_and_says_what_was_lost():
+    run = subprocess.run(["node", "--input-type=module", "-e", STATE_CHECKS], cwd=EXTENSION,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["kept"] == {"conversation_id": "c1"}
+    assert out["off"] == {"conversation": [{"question": "When was it lit?", "answer": "In 1887 [1].", "reply": "r"},
+                                           {"question": "How tall?", "answer": "41 m [1]."}]}
+    assert out["reopened"] == {"conversation_id": "c9"}
+    assert out["reopenedThenOff"] == {"conversation": [{"question": "Q1", "answer": "A1"},
+                                                       {"question": "Q2", "answer": "A2"}]}
+    assert out["foreign"] is False
+    assert out["lost"] == ["lost", 1, "failed"]
+    assert out["restored"] == ["lost", "Q", "idle"]
+
+
+def test_the_firefox_build_never_replaces_a_folder_it_did_not_write(tmp_path):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "firefox_extension.py"), str(precious)],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "holds no Firefox build" in refused.stderr
+    assert (precious / "todo.txt").read_text() == "keep me"
+    for _ in range(2):  # its own build it replaces
+        built = subprocess.run([sys.executable, str(ROOT / "scripts" / "firefox_extension.py"), str(tmp_path / "ff")],
+                               capture_output=True, text=True)
+        assert built.returncode == 0, built.stderr

@@ -33,11 +33,12 @@ def test_the_options_page_reads_changes_and_forgets_preferences_kept_in_the_data
     assert read["values"]["engines"] == ["searxng"] and read["values"]["max_pages"] == 5
     assert {"searxng", "duckduckgo", "local"} <= set(read["engines"]) and read["help"]["llm"]
 
-    changed = ask(session, {"id": "p2", "type": "preferences", "set": {"max_pages": 2, "history": False}})[0]["data"]
+    changed = ask(session, {"id": "p2", "type": "preferences", "set": {"max_pages": 2, "history": "no"}})[0]["data"]
     assert changed["saved"] == {"max_pages": 2, "history": False} and changed["values"]["max_pages"] == 2
     path = home / "data" / "preferences.json"
     assert json.loads(path.read_text()) == {"max_pages": 2, "history": False}
-    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.stat().st_mode & 0o777 == 0o600 and (home / "data").stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in (home / "data").iterdir() if p.name.startswith(".preferences")] == []
 
     # A new session (the server started again) reads them; null forgets one.
     again = Session(session.config)
@@ -51,6 +52,11 @@ def test_the_options_page_reads_changes_and_forgets_preferences_kept_in_the_data
     ({"max_pages": "many"}, "max_pages"),
     ({"max_pages": 0}, "max_pages"),
     ({"searxng_url": "file:///etc/passwd"}, "http or https"),
+    ({"max_pages": 500}, "at most 20 from the browser"),  # the limits of a browser request hold
+    ({"engines": ["x" * 5000] * 2000}, "too long"),
+    ({"searxng_url": "http://169.254.169.254/"}, "allowed_hosts"),  # the URL policy holds too
+    ({"searxng_url": "http://10.0.0.8:8888/"}, "allowed_hosts"),
+    ({"history": "maybe"}, "history"),
 ])
 def test_a_preference_that_cannot_be_kept_is_refused_and_nothing_is_written(session, home, change, problem):
     ask(session, {"id": "ok", "type": "preferences", "set": {"max_pages": 3}})
@@ -76,6 +82,41 @@ def test_preferences_apply_to_the_browsers_questions_and_not_to_the_command_line
     # A request's own settings still win over the saved ones.
     wider = ask(session, {**question, "id": "w", "settings": {"max_pages": 3}})
     assert len([m for m in wider if m["type"] == "page"]) > 1
+
+
+def test_a_searxng_the_user_allowed_or_configured_may_be_chosen(home, web):
+    config = Config.load({"searxng_url": "http://127.0.0.1:9/"})  # the config's own, though local
+    from localsearch import preferences
+
+    assert preferences.save(config, {"searxng_url": "http://127.0.0.1:9/"}) == {"searxng_url": "http://127.0.0.1:9/"}
+    assert preferences.save(config, {"searxng_url": web.url + "/down"})["searxng_url"] == web.url + "/down"
+    with pytest.raises(preferences.PreferencesError, match="allowed_hosts"):
+        preferences.save(config, {"searxng_url": "http://127.0.0.1:8888/"})  # not allowed, not configured
+
+
+def test_saves_at_once_from_many_threads_lose_nothing_and_never_fail(home):
+    import threading
+
+    from localsearch import preferences
+
+    config = Config.load()
+    problems = []
+
+    def change(name, value):
+        try:
+            for _ in range(20):
+                preferences.save(config, {name: value})
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            problems.append(error)
+
+    threads = [threading.Thread(target=change, args=args) for args in
+               [("max_pages", 3), ("llm", False), ("history", False), ("engines", ["local"])]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    assert preferences.load(config) == {"max_pages": 3, "llm": False, "history": False, "engines": ["local"]}
 
 
 def test_a_preferences_file_broken_by_hand_is_named_and_does_not_stop_questions(session, home):

@@ -28,13 +28,16 @@ export function fragmentUrl(url, quote) {
   const base = safeUrl(url);
   if (!base) return null;
   const words = (quote || "").split(/\s+/).filter(Boolean);
-  const part = (chosen) => encodeFragmentText(trimmed(chosen.join(" ")));
-  if (!trimmed(words.join(" "))) return base;
-  const directive = words.length <= WORDS_AT_EACH_END * 2 ? part(words)
-    : `${part(words.slice(0, WORDS_AT_EACH_END))},${part(words.slice(-WORDS_AT_EACH_END))}`;
-  const [withoutFragment, fragment] = base.split("#", 2);
+  const part = (chosen) => trimmed(chosen.join(" "));
+  const [start, end] = words.length <= WORDS_AT_EACH_END * 2 ? [part(words), null]
+    : [part(words.slice(0, WORDS_AT_EACH_END)), part(words.slice(-WORDS_AT_EACH_END))];
+  if (!start || end === "") return base; // nothing a fragment could match on: the page itself
+  const directive = encodeFragmentText(start) + (end ? `,${encodeFragmentText(end)}` : "");
   // A fragment the page has stays; the directive follows it.
-  return `${withoutFragment}#${fragment ? fragment.split(":~:")[0] : ""}:~:text=${directive}`;
+  const hash = base.indexOf("#");
+  const page = hash < 0 ? base : base.slice(0, hash);
+  const fragment = hash < 0 ? "" : base.slice(hash + 1).split(":~:")[0];
+  return `${page}#${fragment}:~:text=${directive}`;
 }
 
 function numbersOf(group) {
@@ -47,36 +50,48 @@ function numbersOf(group) {
   return numbers;
 }
 
-// Where each citation's sentence starts in the text. A citation keeps its sentence without the
-// markers ("It is tall." for "It is tall [1]."), so it is looked for in the text without them.
-function sentenceStarts(text, citations) {
+const CODE = /(`[^`\n]+`)/;
+const isCode = (segment) => segment.length > 1 && segment.startsWith("`") && segment.endsWith("`");
+
+// Where sentences are in the text. The host keeps an answer sentence without its markers ("It is
+// tall." for "It is tall [1].") but with its code as written (`a[0]` stays), so it is looked for
+// in the text with the markers outside code taken out. Returns [start, end) in the text, or null.
+function locator(text) {
   let plain = "";
   const at = []; // at[i]: where plain[i] is in text
-  let last = 0;
-  const copy = (end) => {
-    for (let i = last; i < end; i++) { plain += text[i]; at.push(i); }
-  };
-  for (const match of text.matchAll(/\s*\[\d+(?:\s*[,–-]\s*\d+)*\]/g)) {
-    copy(match.index);
-    last = match.index + match[0].length;
+  let offset = 0;
+  for (const segment of text.split(CODE)) {
+    let last = 0;
+    const copy = (end) => {
+      for (let i = last; i < end; i++) { plain += segment[i]; at.push(offset + i); }
+    };
+    if (!isCode(segment)) {
+      for (const match of segment.matchAll(/\s*\[\d+(?:\s*[,–-]\s*\d+)*\]/g)) {
+        copy(match.index);
+        last = match.index + match[0].length;
+      }
+    }
+    copy(segment.length);
+    offset += segment.length;
   }
-  copy(text.length);
-  return citations.map((citation) => {
-    const found = citation.sentence ? plain.indexOf(citation.sentence) : -1;
-    return { citation, at: found < 0 ? -1 : at[found] };
-  });
+  return (sentence) => {
+    const found = sentence ? plain.indexOf(sentence.trim()) : -1;
+    return found < 0 ? null : [at[found], at[found + sentence.trim().length - 1] + 1];
+  };
 }
 
-// The answer text as pieces: text, inline code (never parsed for markers), and citations, each
-// [n] tied to the citation of the sentence it ends (the nearest one before it with that n).
-export function answerPieces(text, citations = [], sources = []) {
-  const pieces = [];
-  const located = sentenceStarts(text, citations);
+// The answer text as pieces: text, inline code (never parsed for markers), and citations. Each
+// [n] is tied to the citation of n whose sentence it ends; a marker no citation's sentence holds
+// links its source alone, and one naming no source is dropped. The sentences no source supports
+// (``unsupported``, and citations not supported) are marked with why.
+export function answerPieces(text, citations = [], sources = [], unsupported = []) {
+  const find = locator(text);
+  const located = citations.map((citation) => ({ citation, span: find(citation.sentence) }));
   const sourceOf = new Map(sources.map((s) => [s.n, s]));
-  const segments = text.split(/(`[^`\n]+`)/);
+  const pieces = [];
   let offset = 0;
-  for (const segment of segments) {
-    if (segment.startsWith("`") && segment.endsWith("`") && segment.length > 1) {
+  for (const segment of text.split(CODE)) {
+    if (isCode(segment)) {
       pieces.push({ kind: "code", text: segment.slice(1, -1), from: offset });
     } else {
       let last = 0;
@@ -84,15 +99,9 @@ export function answerPieces(text, citations = [], sources = []) {
         if (match.index > last) pieces.push({ kind: "text", text: segment.slice(last, match.index), from: offset + last });
         const position = offset + match.index;
         for (const n of numbersOf(match[1])) {
-          // The nearest sentence before the marker with a citation of n; else one whose sentence
-          // is not in the text as such; else the marker links its source alone.
-          const before = located.filter((l) => l.citation.n === n && l.at >= 0 && l.at <= position);
-          const best = before.sort((a, b) => b.at - a.at)[0] || located.find((l) => l.citation.n === n && l.at < 0);
+          const own = located.find((l) => l.citation.n === n && l.span && l.span[0] <= position && position < l.span[1]);
           const source = sourceOf.get(n);
-          if (best || source) {
-            pieces.push({ kind: "cite", n, citation: best?.citation || null, source: source || null, from: position,
-                          sentenceAt: best ? best.at : -1 });
-          }
+          if (own || source) pieces.push({ kind: "cite", n, citation: own?.citation || null, source: source || null });
         }
         last = match.index + match[0].length;
       }
@@ -100,35 +109,35 @@ export function answerPieces(text, citations = [], sources = []) {
     }
     offset += segment.length;
   }
-  return markUnsupported(pieces);
+  const reasons = new Map(unsupported.map((sentence) => [sentence, "no source supports it"]));
+  for (const c of citations) if (!c.supported && c.sentence) reasons.set(c.sentence, c.reason || "no source supports it");
+  const ranges = [...reasons].map(([sentence, reason]) => ({ span: find(sentence), reason })).filter((r) => r.span);
+  return ranges.length ? marked(pieces, ranges) : pieces;
 }
 
-// The text of a sentence the check found unsupported is marked, with why, up to its marker.
-function markUnsupported(pieces) {
-  const ranges = pieces.filter((p) => p.kind === "cite" && p.citation && !p.citation.supported && p.sentenceAt >= 0)
-    .map((p) => ({ from: p.sentenceAt, to: p.from, reason: p.citation.reason || "no source sentence says this" }));
-  if (!ranges.length) return pieces;
-  const marked = [];
+// The pieces, with text inside an unsupported sentence cut out and marked with why.
+function marked(pieces, ranges) {
+  const inside = (at) => ranges.find((r) => r.span[0] <= at && at < r.span[1]);
+  const result = [];
   for (const piece of pieces) {
     if (piece.kind !== "text") {
-      const range = ranges.find((r) => piece.kind === "code" && piece.from >= r.from && piece.from < r.to);
-      marked.push(range ? { ...piece, unsupported: range.reason } : piece);
+      const range = piece.kind === "code" ? inside(piece.from) : null;
+      result.push(range ? { ...piece, unsupported: range.reason } : piece);
       continue;
     }
-    // Cut the text where a range starts or ends, then mark the parts inside one.
     const cuts = new Set([0, piece.text.length]);
-    for (const r of ranges) {
-      for (const at of [r.from, r.to]) if (at > piece.from && at < piece.from + piece.text.length) cuts.add(at - piece.from);
+    for (const { span } of ranges) {
+      for (const at of span) if (at > piece.from && at < piece.from + piece.text.length) cuts.add(at - piece.from);
     }
     const sorted = [...cuts].sort((a, b) => a - b);
     for (let i = 0; i + 1 < sorted.length; i++) {
       const from = piece.from + sorted[i];
-      const range = ranges.find((r) => from >= r.from && from < r.to);
-      marked.push({ kind: "text", text: piece.text.slice(sorted[i], sorted[i + 1]), from,
+      const range = inside(from);
+      result.push({ kind: "text", text: piece.text.slice(sorted[i], sorted[i + 1]), from,
                     ...(range ? { unsupported: range.reason } : {}) });
     }
   }
-  return marked;
+  return result;
 }
 
 // Where a citation link goes: the quote's fragment on its source, or the source itself.

@@ -47,7 +47,8 @@ function citationLink(piece) {
 
 export function answerText(answer, kind) {
   const node = el("div", { class: `answer ${kind}` });
-  for (const piece of answerPieces(answer.answer || "", answer.citations || [], answer.sources || [])) {
+  for (const piece of answerPieces(answer.answer || "", answer.citations || [], answer.sources || [],
+                                   answer.unsupported || [])) {
     if (piece.unsupported) {
       const text = piece.kind === "code" ? el("code", {}, piece.text) : piece.text;
       node.append(el("span", { class: "unsupported", title: `Not supported by its source: ${piece.unsupported}` }, text));
@@ -58,8 +59,9 @@ export function answerText(answer, kind) {
   return node;
 }
 
+// Sentences no source supports that the answer does not show (marked where it does).
 function unsupported(answer) {
-  const sentences = answer.unsupported || [];
+  const sentences = (answer.unsupported || []).filter((s) => !(answer.answer || "").includes(s));
   if (!sentences.length) return null;
   return el("div", { class: "unsupported-list" }, "No source supports: ",
             el("ul", {}, sentences.map((s) => el("li", {}, s))));

@@ -83,6 +83,32 @@ export function lost(state, failure) {
   }
 }
 
+// Stopped before the host had it (while the page was being read).
+export function cancelled(state) {
+  Object.assign(state.current, { status: "cancelled", error: { message: "cancelled", kind: "cancelled" } });
+}
+
+// What a follow-up sends: the conversation's id while the history keeps it, else its last turns
+// themselves (the history is off, so the host has nothing to look up).
+export function followUp(state) {
+  const last = state.turns[state.turns.length - 1];
+  if (!last) return {};
+  if (state.conversationId && last.answer?.conversation_id === state.conversationId) {
+    return { conversation_id: state.conversationId };
+  }
+  return { conversation: state.turns.slice(-4).map((t) => t.answer?.turn || { question: t.question,
+                                                                               answer: t.answer?.answer || "" }) };
+}
+
+// The state a stopped worker kept. A question it was answering cannot be picked up again.
+export function restored(state, saved) {
+  Object.assign(state, saved, { connection: { status: "idle", failure: null } });
+  if (state.current?.status === "running") {
+    Object.assign(state.current, { status: "lost",
+      error: { message: "The browser stopped localsearch's background while it was answering.", kind: "lost" } });
+  }
+}
+
 export function startOver(state) {
   state.conversationId = null;
   state.turns = [];
@@ -95,6 +121,7 @@ export function reopen(state, conversation) {
   state.conversationId = conversation.id;
   state.turns = conversation.turns.map((turn) => ({
     id: `kept-${turn.position}`, question: turn.question, page: null, status: "done", stages: [], pages: [],
-    engines: {}, warnings: [], extractive: null, draft: "", answer: turn.answer, error: null,
+    engines: {}, warnings: [], extractive: null, draft: "",
+    answer: { ...turn.answer, conversation_id: conversation.id }, error: null,
   }));
 }
