@@ -36,8 +36,10 @@ def _path(config: Config) -> Path:
     return Path(config.data_dir) / FILE_NAME
 
 
-def _checked(config: Config, name: str, value, origin: str):
-    """The value as the setting takes it, within what the browser may ask for; else PreferencesError."""
+def _checked(config: Config, name: str, value, origin: str, check_url: bool = True):
+    """The value as the setting takes it, within what the browser may ask for; else PreferencesError.
+    ``check_url``: hold a new SearXNG address to the URL policy (when it is set, not each time the
+    saved file is read: that resolves its name)."""
     from .protocol import BROWSER_SETTINGS, ProtocolError, check_settings
 
     try:
@@ -47,7 +49,7 @@ def _checked(config: Config, name: str, value, origin: str):
         check_settings({name: parsed}, "browser" if name in BROWSER_SETTINGS else "cli")
     except (ConfigError, ProtocolError) as error:
         raise PreferencesError(str(error).replace("from code", f"from {origin}")) from None
-    if name == "searxng_url" and parsed and parsed != config.searxng_url:
+    if name == "searxng_url" and check_url and parsed and parsed != config.searxng_url:
         if not parsed.lower().startswith(("http://", "https://")):
             raise PreferencesError("searxng_url must be an http or https address")
         from .urlpolicy import UrlPolicy
@@ -76,7 +78,7 @@ def load(config: Config, strict: bool = True) -> dict:
     for name, value in (saved.items() if isinstance(saved, dict) else ()):
         if name in PREFERENCES and name in config:
             try:
-                kept[name] = _checked(config, name, value, "the preferences file")
+                kept[name] = _checked(config, name, value, "the preferences file", check_url=False)
             except PreferencesError:
                 continue
     return kept

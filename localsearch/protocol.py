@@ -95,7 +95,8 @@ MESSAGES = {
     "conversation": "the answer to `conversation`: `id`, `title`, `client`, `created`, `updated` and `turns`, "
                     "each `position`, `question`, `created` and `answer` (the data of its `answer` message)",
     "preferences": "the answer to `preferences`: `values` (what the browser's questions use), `saved` (the "
-                   "values the options page set, which override the config's), `help` (what each does) and `engines` (the search engines installed)",
+                   "values the options page set, which override the config's), `help` (what each does) and "
+                   "`engines` (the search engines installed)",
     "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request; `delete`: `deleted`, how many conversations)",
     "error": "the request failed: `message`, `kind` (protocol, busy, cancelled, internal, ...); it ends the stream",
@@ -113,8 +114,8 @@ CLIENTS = ("browser", "cli")
 # What a request may change depends on who sent it. The browser (through the native-messaging
 # host) gets per-question choices only; paths, model files, server URLs and the data directory
 # stay the server's own. (Its options page may also choose the SearXNG address, under the URL
-# policy, and turn the history off or on: preferences.py.) The user's CLI may change any setting but the ones that decide which
-# server and which data it is talking to.
+# policy, and turn the history off or on: preferences.py.) The user's CLI may change any setting
+# but the ones that decide which server and which data it is talking to.
 BROWSER_SETTINGS = ("engines", "max_pages", "top_k", "results_per_engine", "llm", "offline", "max_tokens",
                     "temperature")
 # What the browser may ask for at most: a page must not make the server read a thousand pages.

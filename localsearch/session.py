@@ -233,7 +233,7 @@ class Session:
         if kind in DATA_REQUESTS:
             try:
                 if kind == "preferences":
-                    yield from self._preferences(id, fields, client)
+                    yield from self._preferences(id, fields)
                 else:
                     yield from self._history(id, kind, fields, client)
             except (HistoryError, preferences.PreferencesError) as error:
@@ -273,7 +273,7 @@ class Session:
             deleted = self.history.delete(None if fields.get("all") else [fields["conversation_id"]])
             yield message(id, "done", {"deleted": deleted})
 
-    def _preferences(self, id: str, fields: dict, client: str) -> Iterator[dict]:
+    def _preferences(self, id: str, fields: dict) -> Iterator[dict]:
         if fields.get("set") is not None:
             saved = preferences.save(self.config, fields["set"])
         else:
