@@ -175,6 +175,27 @@ SCRIPTED_PAGE = (
     f'  app.querySelector("p").textContent = {json.dumps(RENDERED_TEXT)};\n'
     '  document.body.dataset.rendered = "yes";\n}, 300);\n</script></body></html>\n').encode()
 
+def _scripted(title: str, script: str, body: str = "") -> bytes:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
+            f'<body>{body}<div id="app"></div>\n<script>\n{script}\n</script></body></html>\n').encode()
+
+
+# Pages for the browser fetcher: one that tries to reach other addresses (a script, an image, a
+# fetch), one that opens dialogs and pop-ups, one whose script never ends.
+def _reaching_page(target: str) -> bytes:
+    return _scripted("Reaching out", f"""
+document.getElementById("app").textContent = {json.dumps(RENDERED_TEXT)};
+fetch({json.dumps(target + "/fetched")}).catch(() => {{}});
+const s = document.createElement("script"); s.src = {json.dumps(target + "/script.js")}; document.body.append(s);
+""", body=f'<img src="{html.escape(target)}/image.png" width="600" height="400">')
+
+
+DIALOG_PAGE = _scripted("Dialogs", f"""
+alert("Click OK to continue"); confirm("Really?"); window.open("/articles/harrowmere-lighthouse");
+document.getElementById("app").textContent = {json.dumps(RENDERED_TEXT)};""")
+BUSY_PAGE = _scripted("Busy", "document.title = 'still going'; while (true) {}",
+                      body=f"<p>{html.escape(RENDERED_TEXT)}</p>")
+
 HUGE_HEAD = b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Huge page</title></head><body><article><h1>A very long page</h1>\n"
 HUGE_PARA = (b"<p>" + b"This paragraph is repeated many times to make a page of about twelve megabytes. " * 12 + b"</p>\n")
 HUGE_TAIL = b"</article></body></html>\n"
@@ -249,6 +270,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self.search(web, {**query, "first": ["/status/404"]})
         if path == "/app":
             return self.send(200, SCRIPTED_PAGE)
+        if path == "/with-app/search":  # a SearXNG whose first result is the single-page app
+            return self.search(web, {**query, "first": ["/app"]})
+        if path == "/reaching":  # ?target=http://host:port: a page whose script and image go there
+            return self.send(200, _reaching_page(query.get("target", ["http://10.0.0.1"])[0]))
+        if path == "/dialogs":
+            return self.send(200, DIALOG_PAGE)
+        if path == "/busy":
+            return self.send(200, BUSY_PAGE)
         # Broken SearXNG instances: a client configured with searxng_url = <web.url>/garbage
         # (or /down, /wrongshape) asks <that>/search and meets the broken twin.
         path = {"/garbage/search": "/search-garbage", "/down/search": "/search-down",
