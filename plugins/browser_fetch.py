@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from localsearch import hookimpl
-from localsearch.types import FetchStatus, Page
+from localsearch.types import Page
 
 MODES = ("auto", "always", "never")
 _SCRIPT = re.compile(r"<script\b", re.I)
