@@ -20,8 +20,15 @@ def config(home, web):
 
 
 def fetch(url, config) -> Page:
-    result = pm.hook.fetch_page(url=url, config=config)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+    """Ask the fetchers as the pipeline does: in order, each awaited, until one takes the URL."""
+    from localsearch.documents import _first_page
+    from localsearch.workers import Workers
+
+    workers = Workers(2, 2)
+    try:
+        return asyncio.run(_first_page(url, config, workers))
+    finally:
+        workers.close()
 
 
 @pytest.mark.parametrize("path, status, reason", [
