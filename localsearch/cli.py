@@ -369,7 +369,7 @@ def config(as_json):
     from .config import Config, config_path
 
     loaded = Config.load()
-    described = loaded.describe()
+    described = loaded.describe(reveal=False)  # a key on screen ends up in screenshots and bug reports
     if as_json:
         click.echo(json.dumps({"path": str(config_path()), "settings": described, "warnings": loaded.warnings},
                               indent=2))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Config", "Setting", "config_path", "default_data_dir"]
+__all__ = ["Config", "Setting", "config_path", "default_data_dir", "is_secret"]
 
 APP_NAME = "localsearch"
 
@@ -46,6 +46,8 @@ def default_data_dir() -> str:
 
 CORE_SETTINGS = [
     Setting("engines", ["duckduckgo", "local"], "search engines to ask, by name"),
+    Setting("fallback_engines", [], "engines tried one after another, in this order, when those of `engines` "
+                                    "give no results (they failed, were rate-limited or blocked, or found nothing)"),
     Setting("offline", False, "answer from the local index only: no search, no fetch"),
     Setting("max_pages", 5, "how many search results to fetch and read", minimum=1),
     Setting("top_k", 6, "how many passages the answer is built from", minimum=1),
@@ -86,11 +88,23 @@ CORE_SETTINGS = [
 ]
 
 
+SECRET_SUFFIXES = ("_api_key", "_key", "_token", "_password", "_secret")
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting holds a credential, which no output shows."""
+    return name.endswith(SECRET_SUFFIXES)
+
+
+def _shown(name: str, raw: Any) -> str:
+    return "(hidden)" if is_secret(name) else repr(raw)
+
+
 def _parse(setting: Setting, raw: Any, origin: str) -> Any:
     """Coerce ``raw`` to the type of the setting's default; strings (env, flags) are parsed."""
     value = _coerce(setting.name, raw, setting.default, origin)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not (setting.minimum <= value < math.inf):
-        raise ConfigError(f"setting {setting.name!r} from {origin}: {raw!r} is not valid "
+        raise ConfigError(f"setting {setting.name!r} from {origin}: {_shown(setting.name, raw)} is not valid "
                           f"(expected a finite number of at least {setting.minimum:g})")
     return value
 
@@ -124,7 +138,7 @@ def _coerce(name: str, raw: Any, default: Any, origin: str) -> Any:
                 raise ValueError("expected a string")
             return raw
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"setting {name!r} from {origin}: {raw!r} is not valid ({error})") from None
+        raise ConfigError(f"setting {name!r} from {origin}: {_shown(name, raw)} is not valid ({error})") from None
     return raw
 
 
@@ -265,10 +279,12 @@ class Config:
             origins[name] = "code"
         return Config(list(self._settings.values()), values, origins, self.warnings)
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Every setting with its value, where the value came from, and what it does."""
+    def describe(self, reveal: bool = True) -> list[dict[str, Any]]:
+        """Every setting with its value, where the value came from, and what it does; with
+        ``reveal`` false, a secret's value (an API key, a token) is shown only as set or not."""
         return [
-            {"name": s.name, "value": self._values[s.name], "origin": self._origins[s.name],
+            {"name": s.name, "value": self._values[s.name] if reveal or not is_secret(s.name)
+             else ("(set)" if self._values[s.name] else ""), "origin": self._origins[s.name],
              "default": s.default, "help": s.help, "owner": s.owner}
             for s in self._settings.values()
         ]

@@ -233,23 +233,34 @@ def _preferences(config: Config) -> Check:
 
 
 def _engines(config: Config) -> Check:
+    """Each engine of ``engines`` and ``fallback_engines`` asked once: ok, empty, rate-limited,
+    blocked, error or timeout. Only when none of them works is it a failure."""
+    from .errors import SearchEngineError
     from .plugins import load_plugins, search_engines
     from .search import EngineContext
 
     load_plugins()
     engines, _ = search_engines()
-    outcomes, failed = [], False
-    for name in config.engines:
+    names = list(dict.fromkeys([*config.engines, *config.fallback_engines]))
+    outcomes, working = [], 0
+    for name in names:
         engine = engines.get(name)
+        role = " (fallback)" if name not in config.engines else ""
         if engine is None:
-            outcomes.append(f"{name}: not installed")
-            failed = True
+            outcomes.append(f"{name}{role}: not installed")
             continue
         try:
-            results = engine.search("localsearch", 1, EngineContext(config, lambda t, k: [], lambda *a, **k: []))
-            outcomes.append(f"{name}: ok ({len(list(results))} results)")
+            results = list(engine.search("localsearch", 1, EngineContext(config, lambda t, k: [], lambda *a, **k: [])))
+        except SearchEngineError as error:
+            outcomes.append(f"{name}{role}: {error.status}: {str(error)[:100]}")
+            continue
         except Exception as error:
-            outcomes.append(f"{name}: {type(error).__name__}: {str(error)[:100]}")
-            failed = True
+            outcomes.append(f"{name}{role}: error: {type(error).__name__}: {str(error)[:100]}")
+            continue
+        # Answering, even with nothing for this probe's query, is working.
+        outcomes.append(f"{name}{role}: ok ({len(results)} results)" if results else f"{name}{role}: empty")
+        working += 1
+    failed = bool(names) and working == 0
     return Check("search engines", not failed, "; ".join(outcomes) or "none set",
-                 "see `localsearch config` (engines, searxng_url), or ask with --offline" if failed else "")
+                 "see `localsearch config` (engines, fallback_engines, searxng_url, brave_api_key), or ask with "
+                 "--offline" if failed else "")

@@ -3,7 +3,8 @@
 Front ends print ``str(error)`` as a one-line reason; tracebacks are for ``--debug``.
 """
 
-__all__ = ["LocalsearchError", "ConfigError", "PluginError", "SearchEngineError", "Cancelled"]
+__all__ = ["LocalsearchError", "ConfigError", "PluginError", "SearchEngineError", "RateLimited", "SearchBlocked",
+           "SearchTimeout", "Cancelled"]
 
 
 class LocalsearchError(Exception):
@@ -19,7 +20,28 @@ class PluginError(LocalsearchError):
 
 
 class SearchEngineError(LocalsearchError):
-    """A search engine was unreachable or answered with something that is not results."""
+    """A search engine was unreachable or answered with something that is not results. Its
+    ``status`` is the outcome reported for the engine; the subclasses below name the common ones."""
+
+    status = "error"
+
+
+class RateLimited(SearchEngineError):
+    """The engine refuses more queries for now (HTTP 429, or its own rate-limit answer)."""
+
+    status = "rate-limited"
+
+
+class SearchBlocked(SearchEngineError):
+    """The engine answered with a CAPTCHA or a refusal page instead of results."""
+
+    status = "blocked"
+
+
+class SearchTimeout(SearchEngineError):
+    """The engine gave up waiting for its own service (reported like a search that ran out of time)."""
+
+    status = "timeout"
 
 
 class Cancelled(LocalsearchError):

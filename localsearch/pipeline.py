@@ -131,8 +131,9 @@ class Pipeline:
                   search_web: bool, run: Run):
         config = run.config
         names = ["local"] if config.offline else list(config.engines)
+        fallbacks = [] if config.offline else [n for n in config.fallback_engines if n not in names]
         if page is None or search_web:
-            unknown = [name for name in names if name not in self.engines]
+            unknown = [name for name in names + fallbacks if name not in self.engines]
             if unknown or not names:  # checked before any model loads: a typo fails at once
                 raise ConfigError(f"unknown search engine {', '.join(unknown) or '(none given)'}; "
                                   f"installed: {', '.join(sorted(self.engines)) or 'none'}")
@@ -153,9 +154,16 @@ class Pipeline:
             context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
             results, report = search(queries, self.engines, names, context, self.workers.engine_pool, run.cancel,
                                      self.stragglers)
+            for fallback in fallbacks:  # the next engine only while none has given anything
+                if results:
+                    break
+                context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
+                results, tried = search(queries, self.engines, [fallback], context, self.workers.engine_pool,
+                                        run.cancel, self.stragglers)
+                report[fallback] = {**tried[fallback], "fallback": True}
             for name, outcome in report.items():
-                if outcome["status"] != "ok":
-                    yield warning(f"search engine {name}: {outcome['error']}", "search")
+                if outcome["status"] not in ("ok", "empty"):
+                    yield warning(f"search engine {name} ({outcome['status']}): {outcome['error']}", "search")
             yield Event("search_results", {"results": [r.to_dict() for r in results], "engines": report})
             yield run.end("search", results=len(results))
 

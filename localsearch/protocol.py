@@ -74,8 +74,9 @@ REQUESTS: dict[str, dict[str, Field]] = {
 MESSAGES = {
     "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, retrieve, answer, verify; index in an `index` request)",
     "stage_end": "a stage ended: `stage`, `seconds`, and what it did (`pages`, `results`, `first_token` ...)",
-    "search_results": "the fused results (`results`) and each engine's outcome (`engines`: status ok, error "
-                      "or timeout, `count`, `seconds`, `error`)",
+    "search_results": "the fused results (`results`) and each engine's outcome (`engines`: `status` ok, empty, "
+                      "rate-limited, blocked, error or timeout, `count`, `seconds`, `error`, and `fallback` for an "
+                      "engine of `fallback_engines` that was tried)",
     "page": "one URL's status: `url`, `status` (ok, cached, blocked, timeout, too large, not HTML, HTTP error, "
             "redirect loop, error, no content), `reason`, `title`; read pages also `chars` (of text) and `size` "
             "(characters of HTML)",

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from .errors import Cancelled, LocalsearchError, PluginError
+from .errors import Cancelled, LocalsearchError, PluginError, SearchEngineError
 from .text import is_fetchable_url, normalize_url
 from .types import SearchResult
 from .workers import ThreadPool
@@ -133,12 +133,16 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
         error = future.exception()
         if error is not None:
             message = str(error) if isinstance(error, LocalsearchError) else f"{type(error).__name__}: {error}"
-            entry.update(status="error", error=message)
+            entry.update(status=getattr(error, "status", "error") if isinstance(error, SearchEngineError) else "error",
+                         error=message)
             continue
         hits, seconds = future.result()
         entry["seconds"] = round(max(entry["seconds"], seconds), 3)
         entry["count"] += len(hits)
         ranked.append(hits)
+    for entry in report.values():  # answered, with nothing: not the same as working
+        if entry["status"] == "ok" and entry["count"] == 0:
+            entry.update(status="empty", error="no results")
     return fuse(ranked), report
 
 

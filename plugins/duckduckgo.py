@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localsearch import hookimpl
-from localsearch.errors import SearchEngineError
+from localsearch.errors import RateLimited, SearchEngineError, SearchTimeout
 from localsearch.types import SearchResult
 
 
@@ -19,6 +19,11 @@ class DuckDuckGoEngine:
             rows = DDGS(timeout=int(context.config.search_timeout)).text(
                 query, max_results=limit, backend=context.config.ddgs_backend)
         except Exception as error:  # ddgs raises its own types for rate limits and network errors
+            kind = type(error).__name__.lower()
+            if "ratelimit" in kind or "202" in str(error):  # DuckDuckGo answers a rate limit with HTTP 202
+                raise RateLimited(f"DuckDuckGo is rate-limiting: {error}") from None
+            if "timeout" in kind:
+                raise SearchTimeout(f"DuckDuckGo did not answer in time: {error}") from None
             raise SearchEngineError(f"DuckDuckGo search failed: {error}") from None
         return [SearchResult(url=row["href"], title=row.get("title", ""), snippet=row.get("body", ""),
                              engine=self.name)

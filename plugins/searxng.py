@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from localsearch import hookimpl
-from localsearch.errors import SearchEngineError
+from localsearch.errors import RateLimited, SearchBlocked, SearchEngineError, SearchTimeout
 from localsearch.types import SearchResult
+
+
+def looks_like_captcha(text: str) -> bool:
+    """A page that asks a human to prove it is one (what engines answer bots with)."""
+    lowered = text.lower()
+    return "captcha" in lowered or "are you a robot" in lowered or "unusual traffic" in lowered
 
 
 class SearxngEngine:
@@ -19,8 +25,14 @@ class SearxngEngine:
         try:
             response = httpx.get(f"{base}/search", params={"q": query, "format": "json"},
                                  timeout=context.config.search_timeout, follow_redirects=True)
+        except httpx.TimeoutException:
+            raise SearchTimeout(f"{base} did not answer within {context.config.search_timeout:g} s") from None
         except httpx.HTTPError as error:
             raise SearchEngineError(f"cannot reach {base}: {error}") from None
+        if response.status_code == 429:
+            raise RateLimited(f"{base} answered HTTP 429: too many requests for now")
+        if looks_like_captcha(response.text[:20000]):
+            raise SearchBlocked(f"{base} answered with a CAPTCHA page instead of results")
         if response.status_code != 200:
             hint = " (is the json format enabled in its settings.yml?)" if response.status_code == 403 else ""
             raise SearchEngineError(f"{base} answered HTTP {response.status_code}{hint}")

@@ -270,6 +270,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self.search(web, {**query, "first": ["/status/404"]})
         if path == "/app":
             return self.send(200, SCRIPTED_PAGE)
+        if path == "/brave/res/v1/web/search":  # the Brave Search API's shape; the key is "test-key"
+            if self.headers.get("X-Subscription-Token") != "test-key":
+                return self.send(401, b'{"error": "invalid key"}', "application/json")
+            q = query.get("q", [""])[0]
+            rows = [{"url": web.url + a.path, "title": a.title, "description": _snippet(a.text)}
+                    for _, a in _search(q)][: int(query.get("count", ["20"])[0])]
+            return self.send(200, json.dumps({"web": {"results": rows}}).encode(), "application/json")
+        if path == "/ratelimited/search":  # a search service that has had enough of us
+            return self.send(429, b"Too Many Requests", "text/plain")
+        if path == "/captcha/search":  # one that asks for a human
+            return self.send(200, b"<html><form><p>Please solve this CAPTCHA to continue</p></form></html>")
+        if path == "/nothing/search":  # one that works and finds nothing
+            return self.send(200, json.dumps({"query": "", "results": []}).encode(), "application/json")
         if path == "/with-app/search":  # a SearXNG whose first result is the single-page app
             return self.search(web, {**query, "first": ["/app"]})
         if path == "/reaching":  # ?target=http://host:port: a page whose script and image go there
