@@ -137,6 +137,15 @@ def _print_sources(sources):
         click.echo(f"  [{source['n']}] {source['title'] or source['url']}\n      {source['url']}{status}")
 
 
+def _print_requests(requests):
+    click.echo(f"\nRequests sent ({len(requests)}):" if requests else "\nRequests sent: none")
+    for entry in requests:
+        what = f"{entry['engine']}: {entry['query']!r}" if entry["kind"] == "search" else ""
+        where = " ".join(filter(None, [what, entry["url"]]))
+        refused = click.style(f"  (refused: {entry['refused']})", fg="yellow") if entry.get("refused") else ""
+        click.echo(f"  {entry['at']:6.2f}s  {entry['kind']:<11} {where}{refused}")
+
+
 @cli.command()
 @click.argument("question", nargs=-1, required=True)
 @retrieval_options
@@ -149,8 +158,10 @@ def _print_sources(sources):
 @click.option("--conversation", "conversation", metavar="ID",
               help="Continue this conversation of `localsearch history` (an id, or its first letters).")
 @click.option("--no-history", is_flag=True, help="Do not keep this question and its answer in the history.")
+@click.option("--show-requests", is_flag=True,
+              help="List every request the question sent out: search queries, pages and what they loaded, model calls.")
 def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, no_llm, as_json, quiet,
-        continue_last, conversation, no_history):
+        continue_last, conversation, no_history, show_requests):
     """Answer QUESTION from the web, with numbered citations."""
     from .events import fold_events
 
@@ -199,6 +210,8 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             _progress(pending, show)
     result = fold_events(events)
     result["question"] = question
+    if show_requests and not as_json:
+        _print_requests(result.get("requests", []))
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     if "fatal" in result:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import PluginError
 from .events import Run
+from .outgoing import carry, recording
 from .plugins import pm
 from .types import Document, Event, FetchStatus, Page, Passage
 from .workers import Workers
@@ -77,7 +78,8 @@ def fetch(urls: list[str], policy, workers: Workers, run: Run) -> list[Page]:
 
     async def everything() -> list[Page]:
         limit = asyncio.Semaphore(run.config.fetch_concurrency)
-        return list(await asyncio.gather(*(_fetch_one(url, policy, workers, run.config, limit) for url in urls)))
+        with recording(run.requests):  # on the loop's thread: the tasks below inherit it
+            return list(await asyncio.gather(*(_fetch_one(url, policy, workers, run.config, limit) for url in urls)))
 
     return workers.run(everything(), run.cancel)
 
@@ -124,7 +126,8 @@ async def _first_page(url: str, config, workers: Workers):
         if inspect.iscoroutinefunction(implementation.function):
             result = await implementation.function(*call_arguments)
         else:
-            result = await asyncio.wrap_future(workers.fetch_pool.submit(implementation.function, *call_arguments))
+            result = await asyncio.wrap_future(workers.fetch_pool.submit(carry(implementation.function),
+                                                                         *call_arguments))
             if inspect.isawaitable(result):
                 result = await result
         if result is not None:

@@ -30,6 +30,9 @@ class Run:
         self.cancel = cancel or threading.Event()
         self.timings: dict[str, float] = {}
         self._started: dict[str, float] = {}
+        from .outgoing import RequestLog
+
+        self.requests = RequestLog()  # what this question sends out of the machine
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -56,10 +59,11 @@ def fatal(error: BaseException, run: Run) -> Event:
     the traceback (for ``--debug``) for anything else."""
     if isinstance(error, LocalsearchError):
         kind = "cancelled" if isinstance(error, Cancelled) else type(error).__name__
-        return Event("error", {"message": str(error), "kind": kind, "fatal": True, "timings": run.timings})
+        return Event("error", {"message": str(error), "kind": kind, "fatal": True, "timings": run.timings,
+                               "requests": run.requests.entries()})
     return Event("error", {"message": f"internal error: {type(error).__name__}: {error}", "kind": "internal",
                            "fatal": True, "traceback": "".join(traceback.format_exception(error)),
-                           "timings": run.timings})
+                           "timings": run.timings, "requests": run.requests.entries()})
 
 
 def fold_events(events) -> dict:
@@ -80,6 +84,8 @@ def fold_events(events) -> dict:
                     result["traceback"] = event.data["traceback"]
         if "timings" in event.data:
             result["timings"] = dict(event.data["timings"])
+        if "requests" in event.data:
+            result["requests"] = list(event.data["requests"])
     return result
 
 

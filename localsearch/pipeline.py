@@ -15,6 +15,7 @@ from .config import Config
 from .errors import ConfigError, LocalsearchError
 from .events import Run, fatal, fold_events, warning
 from .indexing import Indexer
+from .outgoing import recording
 from .plugins import load_plugins, pm, search_engines
 from .search import EngineContext, Stragglers, search
 from .selection import Selection, select
@@ -102,30 +103,31 @@ class Pipeline:
         """
         run = Run(self.config, cancel)
         self.indexer.question_started()  # storing earlier pages waits until this question is done
-        try:
-            for failure in self.indexer.take_failures():
-                yield warning(f"a page read earlier could not be stored in the index: {failure}", "index")
-            run.config = self.settings(settings)
-            conversation = _checked_conversation(conversation)
-            question = (question or "").strip()
-            if not question:
-                raise LocalsearchError("the question is empty")
-            sources, pages, chosen = yield from self._retrieve(question, conversation, page, focus,
-                                                               search_web, run)
-            if generate:
-                model, why = components.chat_model(run.config) if run.config.llm else (None, None)
-                yield from answering.answer(question, conversation, sources, chosen, pages.documents,
-                                            model, why, lambda t, k: self.embed(t, k, run.config), run)
-            # The new pages are stored in the background, after this question and between
-            # later ones: the next question does not wait for them.
-            config = run.config
-            self.indexer.submit(pages.new, lambda texts: self.embed(texts, "passage", config),
-                                components.store(config).add_document)
-            yield Event("done", {"timings": run.timings})
-        except Exception as error:  # a plugin's (or our) bug ends this question, not the process
-            yield fatal(error, run)
-        finally:
-            self.indexer.question_ended()
+        with recording(run.requests):  # what the question sends out, by whatever sends it
+            try:
+                for failure in self.indexer.take_failures():
+                    yield warning(f"a page read earlier could not be stored in the index: {failure}", "index")
+                run.config = self.settings(settings)
+                conversation = _checked_conversation(conversation)
+                question = (question or "").strip()
+                if not question:
+                    raise LocalsearchError("the question is empty")
+                sources, pages, chosen = yield from self._retrieve(question, conversation, page, focus,
+                                                                   search_web, run)
+                if generate:
+                    model, why = components.chat_model(run.config) if run.config.llm else (None, None)
+                    yield from answering.answer(question, conversation, sources, chosen, pages.documents,
+                                                model, why, lambda t, k: self.embed(t, k, run.config), run)
+                # The new pages are stored in the background, after this question and between
+                # later ones: the next question does not wait for them.
+                config = run.config
+                self.indexer.submit(pages.new, lambda texts: self.embed(texts, "passage", config),
+                                    components.store(config).add_document)
+                yield Event("done", {"timings": run.timings, "requests": run.requests.entries()})
+            except Exception as error:  # a plugin's (or our) bug ends this question, not the process
+                yield fatal(error, run)
+            finally:
+                self.indexer.question_ended()
 
     def _retrieve(self, question: str, conversation: list[dict], page: Page | None, focus: str,
                   search_web: bool, run: Run):

@@ -98,7 +98,8 @@ MESSAGES = {
     "preferences": "the answer to `preferences`: `values` (what the browser's questions use), `saved` (the "
                    "values the options page set, which override the config's), `help` (what each does) and "
                    "`engines` (the search engines installed)",
-    "done": "the request finished (`timings`; an `index` request: `pages` and `passages`; `cancel`: "
+    "done": "the request finished (`timings`; `ask`, `ask_page`, `search`: `requests`, every request the question "
+            "sent out; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request; `delete`: `deleted`, how many conversations)",
     "error": "the request failed: `message`, `kind` (protocol, busy, cancelled, internal, ...); it ends the stream",
 }

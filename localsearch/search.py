@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from .errors import Cancelled, LocalsearchError, PluginError, SearchEngineError
+from .outgoing import carry, record
 from .text import is_fetchable_url, normalize_url
 from .types import SearchResult
 from .workers import ThreadPool
@@ -100,13 +101,17 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
 
     def run(call: dict) -> tuple[list[SearchResult], float]:
         started = time.perf_counter()
+        engine = engines[call["name"]]
+        if getattr(engine, "network", True):  # the local index sends nothing out
+            endpoint = getattr(engine, "endpoint", None)
+            record("search", endpoint(config) if callable(endpoint) else "", engine=call["name"], query=call["query"])
         try:
-            hits = engines[call["name"]].search(call["query"], limit, context)
+            hits = engine.search(call["query"], limit, context)
             return _results(call["name"], hits), time.perf_counter() - started
         finally:
             stragglers.finished(call)
 
-    futures = [pool.submit(run, call) for call in jobs]
+    futures = [pool.submit(carry(run), call) for call in jobs]
     deadline = time.monotonic() + config.search_timeout
     try:
         for future in futures:

@@ -14,6 +14,10 @@ API = "https://api.search.brave.com/res/v1/web/search"
 class BraveEngine:
     name = "brave"
 
+    @staticmethod
+    def endpoint(config) -> str:
+        return config.brave_url or API
+
     def search(self, query, limit, context):
         import httpx
 

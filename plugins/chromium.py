@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
+from localsearch.outgoing import current
 from localsearch.types import FetchStatus, Page
 from localsearch.urlpolicy import UrlPolicy
 
@@ -82,7 +83,8 @@ class Chromium:
 
     async def read(self, url: str, config) -> Page:
         """Render ``url`` (on any event loop): a Page with the HTML as the scripts left it."""
-        future = asyncio.run_coroutine_threadsafe(self._read(url, config), self.loop)
+        # The browser's loop has a context of its own: the question's request list goes along.
+        future = asyncio.run_coroutine_threadsafe(self._read(url, config, current()), self.loop)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -115,7 +117,7 @@ class Chromium:
         self.started_seconds = round(time.perf_counter() - started, 3)
         return browser
 
-    async def _read(self, url: str, config) -> Page:
+    async def _read(self, url: str, config, log=None) -> Page:
         started = time.perf_counter()
         try:
             browser = await self._ensure(config)
@@ -124,17 +126,17 @@ class Chromium:
         async with self._pages:
             remaining = config.fetch_timeout - (time.perf_counter() - started)
             try:
-                return await asyncio.wait_for(self._render(browser, url, config), max(0.5, remaining))
+                return await asyncio.wait_for(self._render(browser, url, config, log), max(0.5, remaining))
             except (asyncio.TimeoutError, TimeoutError):
                 return Page(url, FetchStatus.TIMEOUT, reason=f"the page did not finish within {config.fetch_timeout:g} s "
                                                              f"in the browser")
 
-    async def _render(self, browser, url: str, config) -> Page:
+    async def _render(self, browser, url: str, config, log) -> Page:
         from playwright.async_api import Error as PlaywrightError
 
         context = await browser.new_context(accept_downloads=False, service_workers="block",
                                             user_agent=config.get("user_agent") or None, java_script_enabled=True)
-        gate = _Gate(url, config)
+        gate = _Gate(url, config, log)
         try:
             await context.route("**/*", gate.handle)
             page = await context.new_page()
@@ -172,8 +174,8 @@ class _Gate:
     """Every request of one page: refused, or fetched by the guarded client and handed to the
     browser. Redirects are handed back as they are, so each hop comes through here again."""
 
-    def __init__(self, url: str, config):
-        self.url, self.config = url, config
+    def __init__(self, url: str, config, log=None):
+        self.url, self.config, self.log = url, config, log
         self.policy = UrlPolicy.from_config(config)
         self.fetched = self.refused = 0
         self.bytes = 0
@@ -234,6 +236,9 @@ class _Gate:
         url, method, content = request.url, request.method, request.post_data_buffer
         for _ in range(int(self.config.get("max_redirects", 5)) + 1):
             reason = self.policy.check_syntax(url)
+            if self.log is not None:  # what the page asked for, sent out or refused here
+                self.log.add("page" if main_document else "subresource", url, refused=reason,
+                             redirected_from=request.url if url != request.url else None)
             if reason:
                 raise _Refused(reason, url)
             try:

@@ -10,6 +10,10 @@ from localsearch.types import SearchResult
 class DuckDuckGoEngine:
     name = "duckduckgo"
 
+    @staticmethod
+    def endpoint(config) -> str:
+        return f"ddgs backend {config.ddgs_backend}"  # ddgs picks the addresses itself
+
     def search(self, query, limit, context):
         try:
             from ddgs import DDGS

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from localsearch import hookimpl
+from localsearch.outgoing import record
 from localsearch.types import FetchStatus, Page
 from localsearch.urlpolicy import UrlPolicy
 
@@ -293,6 +294,7 @@ async def _follow(url, config) -> Page:
             reason = policy.check_syntax(current) if transport else await asyncio.to_thread(policy.check, current)
             if reason:
                 return _blocked(url, current, reason)
+            record("page", current, redirected_from=url if current != url else None)
             try:
                 async with client.stream("GET", current) as response:
                     if response.is_redirect and "location" in response.headers:

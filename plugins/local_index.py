@@ -8,6 +8,7 @@ from localsearch.types import SearchResult
 
 class LocalIndexEngine:
     name = "local"
+    network = False  # reads the index on this machine
 
     def search(self, query, limit, context):
         vector = context.embed([query], "query")[0]

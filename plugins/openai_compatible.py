@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from localsearch import hookimpl
+from localsearch.outgoing import record
 from localsearch.errors import LocalsearchError
 
 
@@ -32,6 +33,7 @@ class OpenAICompatibleModel:
         if self.model:
             body["model"] = self.model
         try:
+            record("model", f"{self.base}/chat/completions")
             with httpx.stream("POST", f"{self.base}/chat/completions", json=body, headers=self.headers,
                               timeout=self.timeout) as response:
                 if response.status_code != 200:

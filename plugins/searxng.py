@@ -16,6 +16,10 @@ def looks_like_captcha(text: str) -> bool:
 class SearxngEngine:
     name = "searxng"
 
+    @staticmethod
+    def endpoint(config) -> str:
+        return config.searxng_url.rstrip("/") + "/search" if config.searxng_url else ""
+
     def search(self, query, limit, context):
         import httpx
 
