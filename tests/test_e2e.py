@@ -104,7 +104,7 @@ def test_examples_answer_offline_like_the_readme_says(home):
     (["ask", "--max-pages", "0", "hello"], "--max-pages"),
     (["index", "not-a-url-or-file"], "neither a URL"),
     (["ask", "--engine", "altavista", "hello"],
-     "unknown search engine altavista; installed: duckduckgo, local, searxng"),
+     "unknown search engine altavista; installed: brave, duckduckgo, local, searxng"),
 ])
 def test_bad_arguments_fail_with_one_line(home, args, message):
     result = run(home, *args)
