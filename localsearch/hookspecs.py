@@ -50,7 +50,23 @@ def register_search_engines(register):
     pipeline runs the selected engines concurrently on a bounded pool of threads, each under
     the ``search_timeout`` setting; an engine that raises or times out is reported in the
     search results and the others still answer. An engine named like a built-in one replaces
-    it; of two other plugins' engines with one name, the first registered is used.
+    it; of two other plugins' engines with one name, the first registered is used. An engine
+    may say more about itself: ``endpoint(config) -> str``, the address its queries go to
+    (listed in the question's ``requests``), and ``network = False`` for one that sends
+    nothing out (the local index).
+    """
+
+
+@hookspec
+def filter_results(results, question, config):
+    """Choose among the search results before any page is read (block or allow domains,
+    drop content farms, reorder).
+
+    All implementations, one after another, in pluggy's order: each gets the ``SearchResult``
+    list the previous one kept and returns the results to keep (a list of some of them, in
+    the order wanted) or ``None`` to keep them as they are. A result it did not receive is
+    ignored, so a filter can drop or reorder but never add a URL; one that raises is skipped
+    with a warning and the results stay as they were.
     """
 
 

@@ -166,6 +166,9 @@ class Pipeline:
             for name, outcome in report.items():
                 if outcome["status"] not in ("ok", "empty"):
                     yield warning(f"search engine {name} ({outcome['status']}): {outcome['error']}", "search")
+            results, problems = filtered(results, question, config)
+            for problem in problems:
+                yield warning(problem, "search")
             yield Event("search_results", {"results": [r.to_dict() for r in results], "engines": report})
             yield run.end("search", results=len(results))
 
@@ -252,6 +255,29 @@ def _plan(question: str, conversation: list[dict], run: Run):
     queries = [q for q in queries if isinstance(q, str) and q.strip()] or [question]
     yield run.end("plan", queries=queries)
     return queries
+
+
+def filtered(results: list[SearchResult], question: str, config) -> tuple[list[SearchResult], list[str]]:
+    """``filter_results``: each plugin in turn keeps what it wants of what the previous kept;
+    a result it did not receive is ignored, and one that raises is skipped (the problems)."""
+    problems = []
+    for implementation in reversed(pm.hook.filter_results.get_hookimpls()):
+        arguments = {"results": list(results), "question": question, "config": config}
+        try:
+            kept = implementation.function(*[arguments[name] for name in implementation.argnames])
+        except Exception as error:  # a filter's bug costs its filtering, not the question
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results failed "
+                            f"({type(error).__name__}: {error}); results left as they were")
+            continue
+        if kept is None:
+            continue
+        if not isinstance(kept, (list, tuple)):
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned "
+                            f"{type(kept).__name__}, not a list; results left as they were")
+            continue
+        given = {id(result): result for result in results}
+        results = list({id(r): given[id(r)] for r in kept if id(r) in given}.values())  # no strays, no twins
+    return results, problems
 
 
 def _checked_conversation(conversation) -> list[dict]:
