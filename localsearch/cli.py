@@ -355,7 +355,7 @@ def serve(idle_minutes):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json):
-    """List installed plugins and the hooks they implement."""
+    """List installed plugins: version, hooks, settings, and what failed to load."""
     from .plugins import describe_plugins
 
     described = describe_plugins()
@@ -369,6 +369,8 @@ def plugins(as_json):
             click.secho(f"    failed to load: {plugin['error']}", fg="red")
         for hook in plugin["hooks"]:
             click.echo(f"    {hook}")
+        if plugin.get("settings"):
+            click.secho(f"    settings: {', '.join(plugin['settings'])}", fg="bright_black")
         for problem in plugin.get("problems", []):
             click.secho(f"    problem: {problem}", fg="yellow")
         for note in plugin.get("notes", []):

@@ -25,7 +25,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    owner: str = "core"
+    owner: str = "core"  # or the name of the plugin that declared it
     minimum: float = 0  # numbers below it (and NaN, infinity) are refused
 
 
@@ -58,6 +58,8 @@ CORE_SETTINGS = [
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("allowed_hosts", [], "hosts, IPs or CIDRs (optionally with :port) that pages may be fetched from even "
                                 "though they are private or local, e.g. 10.0.0.0/8 or intranet.example"),
+    Setting("allowed_folders", [], "folders of your own files that plugins may read as file: URLs (e.g. a search "
+                                   "engine over your notes); nothing outside them"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
     Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
     Setting("loaded_models", 2, "most language models (and embedders) kept loaded at once; the least recently "
@@ -162,7 +164,7 @@ def _declared_settings() -> tuple[list[Setting], list[tuple[str, str]]]:
         def register(name: str, default: Any, help: str = "") -> None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"a setting name must be a non-empty string, not {name!r}")
-            mine.append(Setting(name, default, help, owner="plugin"))
+            mine.append(Setting(name, default, help, owner=plugin_name))
 
         try:
             call(register=register)

@@ -50,6 +50,7 @@ def diagnose(config: Config, offline: bool = False) -> list[Check]:
     checks.append(_data_dir(config))
     checks.append(_history(config))
     checks.append(_preferences(config))
+    checks.append(_plugins())
     checks.append(_engines(config) if not (offline or config.offline)
                   else Check("search engines", None, "not checked (offline)"))
     return checks
@@ -215,6 +216,21 @@ def _history(config: Config) -> Check:
                      f"'{history.path}.broken'")
     state = "on" if config.history else "off (setting history = false: nothing new is kept)"
     return Check("history", True, f"{total} conversation{'s' if total != 1 else ''} in {history.path}; {state}")
+
+
+def _plugins() -> Check:
+    from .plugins import describe_plugins
+
+    described = describe_plugins()
+    failed = [f"{p['name']} failed to load: {p['error']}" for p in described if p.get("error")]
+    troubled = [f"{p['name']}: {problem}" for p in described for problem in p.get("problems", [])]
+    third_party = [p["name"] for p in described if not p["builtin"] and not p.get("error")]
+    if failed or troubled:
+        names = sorted({p["name"] for p in described if p.get("error") or p.get("problems")})
+        return Check("plugins", False, "; ".join(failed + troubled),
+                     f"update or reinstall the plugin, or turn it off: LOCALSEARCH_DISABLE_PLUGINS={','.join(names)}")
+    return Check("plugins", True, f"{len(described)} loaded" +
+                 (f", of them from other packages: {', '.join(third_party)}" if third_party else ""))
 
 
 def _preferences(config: Config) -> Check:

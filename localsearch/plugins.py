@@ -313,7 +313,7 @@ def register_commands(cli) -> list[str]:
 
 def describe_plugins() -> list[dict]:
     """Every registered plugin, then every plugin that failed to load (what ``localsearch plugins``
-    shows). Each is ``{"name", "builtin", "hooks", "problems", "notes"}``, plus ``"package"`` and
+    shows). Each is ``{"name", "builtin", "hooks", "settings", "problems", "notes"}``, plus ``"package"`` and
     ``"version"`` when it came from an installed distribution, or ``"error"`` when it failed to load.
     ``problems`` are what was skipped or failed (hook implementations that are no hook, a raising
     registration hook, a setting, engine or command clash); ``notes`` are informational (an engine
@@ -332,7 +332,10 @@ def describe_plugins() -> list[dict]:
         for plugin_name, messages in source.items():
             for message in messages:
                 add(problems, plugin_name, message)
-    _, setting_problems = _declared_settings()
+    declared, setting_problems = _declared_settings()
+    settings_of: dict[str, list[str]] = {}
+    for setting in declared:
+        settings_of.setdefault(setting.owner, []).append(setting.name)
     _, _, engine_problems, engine_notes = _collect_engines()
     for plugin_name, message in setting_problems + engine_problems:
         add(problems, plugin_name, message)
@@ -345,11 +348,12 @@ def describe_plugins() -> list[dict]:
             continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.has_spec())
         info = {"name": name, "builtin": name in builtin_plugins, "hooks": hooks,
-                "problems": problems.get(name, []), "notes": notes.get(name, [])}
+                "settings": settings_of.get(name, []), "problems": problems.get(name, []),
+                "notes": notes.get(name, [])}
         if name in plugin_packages:
             info["package"], info["version"] = plugin_packages[name]
         described.append(info)
     for name, error in sorted(load_errors.items()):
-        described.append({"name": name, "builtin": name in builtin_plugins, "hooks": [], "problems": [],
-                          "notes": [], "error": error})
+        described.append({"name": name, "builtin": name in builtin_plugins, "hooks": [], "settings": [],
+                          "problems": [], "notes": [], "error": error})
     return described

@@ -27,7 +27,8 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterable
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["UrlPolicy", "parse_ip", "address_kind", "HINT"]
 
@@ -193,16 +194,20 @@ class _Entry:
 class UrlPolicy:
     """Which URLs from the web may be fetched; see the module's docstring."""
 
-    def __init__(self, allowed_hosts: Iterable[str] = (), *, allow_files: bool = False):
+    def __init__(self, allowed_hosts: Iterable[str] = (), *, allow_files: bool = False,
+                 allowed_folders: Iterable[str] = ()):
         self.allow_files = allow_files
         self.entries = [_Entry.parse(item) for item in allowed_hosts]
+        # Folders of the user's own files that plugins (a search engine over them) may read.
+        self.folders = [Path(folder).expanduser().resolve() for folder in allowed_folders if str(folder).strip()]
 
     @classmethod
     def from_config(cls, config: Any, allow_files: bool = False) -> "UrlPolicy":
         """The policy of ``config.allowed_hosts``. ``allow_files``: the user named the URLs
         (``localsearch index FILE``), so ``file:`` URLs and local paths may be read."""
         try:
-            return cls(config.get("allowed_hosts", None) or [], allow_files=allow_files)
+            return cls(config.get("allowed_hosts", None) or [], allow_files=allow_files,
+                       allowed_folders=config.get("allowed_folders", None) or [])
         except ValueError as error:
             from .errors import ConfigError
 
@@ -263,11 +268,12 @@ class UrlPolicy:
             return f"not a valid URL ({error})"
         scheme = parts.scheme.lower()
         if scheme == "file" or (not scheme and not parts.netloc) or len(scheme) == 1:  # 1: C:\...
-            if not self.allow_files:
-                return "file: URLs and local paths are read only when you name them (localsearch index FILE)"
             if scheme == "file" and parts.hostname not in (None, "", "localhost"):
                 return f"file: URLs on another host ({parts.hostname}) are not read"
-            return None
+            if self.allow_files or (scheme == "file" and self._in_allowed_folder(unquote(parts.path))):
+                return None
+            return ("file: URLs and local paths are read only when you name them (localsearch index FILE) "
+                    "or they are in a folder of the allowed_folders setting")
         if not scheme:
             return f"{url.strip()} has no scheme (only http and https URLs are fetched)"
         if scheme not in DEFAULT_PORTS:
@@ -302,6 +308,15 @@ class UrlPolicy:
             if host.endswith(_LOCAL_SUFFIXES) or "." not in host:
                 return f"{host} is a local network name ({self._hint(host, None)})"
         return host, port
+
+    def _in_allowed_folder(self, path: str) -> bool:
+        if not self.folders or not path:
+            return False
+        try:
+            resolved = Path(path).resolve()  # symlinks and .. resolved: no way out of the folder
+        except (OSError, ValueError):
+            return False
+        return any(resolved == folder or folder in resolved.parents for folder in self.folders)
 
     def _check_ip(self, host: str, ip: IPAddress, port: int, resolved: bool) -> str:
         """Why a connection to ``ip`` (``host`` as written, or the name that resolved to it)

@@ -47,7 +47,7 @@ def test_config_layers_file_env_flags(home, monkeypatch):
     described = {s["name"]: s for s in config.describe()}
     assert described["max_pages"]["origin"] == "LOCALSEARCH_MAX_PAGES"
     assert described["top_k"]["origin"] == "command line"
-    assert described["chunk_chars"]["owner"] == "plugin"  # a setting a plugin registered
+    assert described["chunk_chars"]["owner"] == "chunker"  # a setting a plugin registered, by its name
     assert str(home / "data") == config.data_dir
 
 

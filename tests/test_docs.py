@@ -87,3 +87,27 @@ def test_the_protocol_doc_matches_what_the_session_accepts():
             protocol.check_request({**request, "surplus": 1})
     listed = re.findall(r"^- `(\w+)`: ", reference.split("### Messages back", 1)[1], re.M)
     assert listed == list(protocol.MESSAGE_TYPES)
+
+
+def test_the_plugin_tutorials_code_runs_and_its_test_passes(tmp_path):
+    """docs/writing-plugins.md's plugin and its test, written out as a package and run with
+    pytest as a plugin author would."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    module = next(b for b in blocks if "class BookmarksEngine" in b)
+    test = next(b for b in blocks if "def test_" in b)
+    package = tmp_path / "localsearch-bookmarks"
+    (package / "tests").mkdir(parents=True)
+    (package / "localsearch_bookmarks.py").write_text(module)
+    (package / "conftest.py").write_text("")
+    (package / "tests" / "test_bookmarks.py").write_text(test)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package)],
+                          cwd=package, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout

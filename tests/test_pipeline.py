@@ -297,7 +297,7 @@ def test_example_plugin_plans_keyword_queries(make_pipeline, web):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "examples" / "localsearch-plugin-example" / "localsearch_keyword_planner.py"
+    path = Path(__file__).parent.parent / "examples" / "localsearch-keyword-planner" / "localsearch_keyword_planner.py"
     spec = importlib.util.spec_from_file_location("localsearch_keyword_planner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -453,3 +453,16 @@ def test_a_third_party_entry_point_named_like_a_built_in_is_reported_not_silentl
     assert len(loaded) == 1 and loaded[0]["package"] == "localsearch" and loaded[0]["builtin"]
     refused = [p for p in described_ if p["name"] == "duckduckgo" and "error" in p]
     assert len(refused) == 1 and "trap-impostor" in refused[0]["error"] and "already taken" in refused[0]["error"]
+
+
+def test_plugins_shows_each_plugins_settings_and_doctor_names_one_that_failed_to_load(tmp_path, site):
+    install(site, "trap_settings_owner", settings_plugin("trap_owned_setting"))
+    install(site, "trap_broken_import", "import no_such_module_anywhere\n")
+    shown = listed(tmp_path, site)
+    assert shown["trap_settings_owner"]["settings"] == ["trap_owned_setting"]
+    assert "max_page_bytes" in shown["http"]["settings"] and shown["http"]["version"]
+    doctor = run(tmp_path, site, "doctor", "--offline", "--json")
+    check = next(c for c in json.loads(doctor.stdout) if c["name"] == "plugins")
+    assert check["ok"] is False and "trap_broken_import failed to load" in check["detail"]
+    assert "no_such_module_anywhere" in check["detail"] and "LOCALSEARCH_DISABLE_PLUGINS=trap_broken_import" in check["fix"]
+    assert doctor.returncode == 1

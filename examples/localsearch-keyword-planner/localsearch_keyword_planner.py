@@ -5,7 +5,7 @@
 - ``register_settings``: ``keyword_planner_max_words`` limits the keyword query.
 - ``register_commands``: ``localsearch plan QUESTION`` shows the queries that would be run.
 
-Install it beside localsearch with ``pip install -e examples/localsearch-plugin-example``.
+Install it beside localsearch with ``pip install -e examples/localsearch-keyword-planner``.
 """
 
 import click
