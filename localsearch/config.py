@@ -58,8 +58,8 @@ CORE_SETTINGS = [
     Setting("freshness_hours", 24.0, "a cached page younger than this is not fetched again"),
     Setting("allowed_hosts", [], "hosts, IPs or CIDRs (optionally with :port) that pages may be fetched from even "
                                 "though they are private or local, e.g. 10.0.0.0/8 or intranet.example"),
-    Setting("allowed_folders", [], "folders of your own files that plugins may read as file: URLs (e.g. a search "
-                                   "engine over your notes); nothing outside them"),
+    Setting("allowed_folders", [], "folders (absolute paths, ~ allowed) of your own files that plugins may read as "
+                                   "file: URLs, e.g. a search engine over your notes; nothing outside them"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
     Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
     Setting("loaded_models", 2, "most language models (and embedders) kept loaded at once; the least recently "

@@ -249,8 +249,8 @@ def _preferences(config: Config) -> Check:
 
 
 def _engines(config: Config) -> Check:
-    """Each engine of ``engines`` and ``fallback_engines`` asked once: ok, empty, rate-limited,
-    blocked, error or timeout. Only when none of them works is it a failure."""
+    """Each engine of ``engines`` and ``fallback_engines`` that searches the web asked once: ok,
+    empty, rate-limited, blocked, error or timeout. A failure only when none of them answers."""
     from .errors import SearchEngineError
     from .plugins import load_plugins, search_engines
     from .search import EngineContext
@@ -258,13 +258,18 @@ def _engines(config: Config) -> Check:
     load_plugins()
     engines, _ = search_engines()
     names = list(dict.fromkeys([*config.engines, *config.fallback_engines]))
-    outcomes, working = [], 0
+    outcomes, working, web = [], 0, 0
     for name in names:
         engine = engines.get(name)
         role = " (fallback)" if name not in config.engines else ""
         if engine is None:
             outcomes.append(f"{name}{role}: not installed")
+            web += 1
             continue
+        if getattr(engine, "network", True) is False:  # the index (or files) on this machine
+            outcomes.append(f"{name}{role}: on this machine, not probed")
+            continue
+        web += 1
         try:
             results = list(engine.search("localsearch", 1, EngineContext(config, lambda t, k: [], lambda *a, **k: [])))
         except SearchEngineError as error:
@@ -276,7 +281,7 @@ def _engines(config: Config) -> Check:
         # Answering, even with nothing for this probe's query, is working.
         outcomes.append(f"{name}{role}: ok ({len(results)} results)" if results else f"{name}{role}: empty")
         working += 1
-    failed = bool(names) and working == 0
+    failed = web > 0 and working == 0
     return Check("search engines", not failed, "; ".join(outcomes) or "none set",
                  "see `localsearch config` (engines, fallback_engines, searxng_url, brave_api_key), or ask with "
                  "--offline" if failed else "")

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["RequestLog", "record", "recording", "carry", "current"]
 
@@ -31,30 +32,53 @@ class RequestLog:
         self._started = time.perf_counter()
         self.dropped = 0
 
-    def add(self, kind: str, url: str, **details) -> None:
-        entry = {"kind": kind, "url": url, "at": round(time.perf_counter() - self._started, 3),
+    def add(self, kind: str, url: str, **details) -> dict | None:
+        """Note one request; returns its entry (to add what is learnt later, e.g. that the
+        connection was refused), or None past MAX_ENTRIES."""
+        entry = {"kind": kind, "url": _without_credentials(url),
                  **{k: v for k, v in details.items() if v not in (None, "")}}
-        with self._lock:
+        with self._lock:  # the time taken inside the lock: the list stays in time order
+            entry["at"] = round(time.perf_counter() - self._started, 3)
             if len(self._entries) < MAX_ENTRIES:
                 self._entries.append(entry)
-            else:
-                self.dropped += 1
+                return entry
+            self.dropped += 1
+            return None
 
     def entries(self) -> list[dict]:
         with self._lock:
-            return list(self._entries)
+            listed = [dict(entry) for entry in self._entries]
+            if self.dropped:
+                listed.append({"kind": "more", "url": "", "count": self.dropped,
+                               "at": listed[-1]["at"] if listed else 0.0})
+            return listed
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a user name and password in it (``https://user:pass@host/`` is ``https://host/``)."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return url
 
 
 def current() -> RequestLog | None:
     return _current.get()
 
 
-def record(kind: str, url: str, **details) -> None:
+def record(kind: str, url: str, **details) -> dict | None:
     """Note one request (``kind``: search, page, subresource, model, ...) in the list of the
-    question being answered; nothing when there is none (a plugin called outside a question)."""
+    question being answered, and return its entry; nothing when there is none (a plugin called
+    outside a question). A user name and password in ``url`` are left out."""
     log = _current.get()
-    if log is not None:
-        log.add(kind, url, **details)
+    return log.add(kind, url, **details) if log is not None else None
 
 
 @contextmanager

@@ -129,6 +129,9 @@ class Pipeline:
             finally:
                 self.indexer.question_ended()
 
+    def _from_the_web(self, result: SearchResult) -> bool:
+        return any(getattr(self.engines.get(name), "network", True) for name in result.engine.split(","))
+
     def _retrieve(self, question: str, conversation: list[dict], page: Page | None, focus: str,
                   search_web: bool, run: Run):
         config = run.config
@@ -156,17 +159,23 @@ class Pipeline:
             context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
             results, report = search(queries, self.engines, names, context, self.workers.engine_pool, run.cancel,
                                      self.stragglers)
-            for fallback in fallbacks:  # the next engine only while none has given anything
-                if results:
+            results, problems = filtered(results, question, config)
+            for fallback in fallbacks:
+                # The next engine while the web gave nothing that passed the filters (the local
+                # index answers whatever is asked, so it does not count).
+                if any(self._from_the_web(result) for result in results):
                     break
                 context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
-                results, tried = search(queries, self.engines, [fallback], context, self.workers.engine_pool,
-                                        run.cancel, self.stragglers)
+                more, tried = search(queries, self.engines, [fallback], context, self.workers.engine_pool,
+                                     run.cancel, self.stragglers)
                 report[fallback] = {**tried[fallback], "fallback": True}
+                more, more_problems = filtered(more, question, config)
+                problems += more_problems
+                known = {normalize_url(r.url) for r in results}
+                results += [r for r in more if normalize_url(r.url) not in known]
             for name, outcome in report.items():
                 if outcome["status"] not in ("ok", "empty"):
                     yield warning(f"search engine {name} ({outcome['status']}): {outcome['error']}", "search")
-            results, problems = filtered(results, question, config)
             for problem in problems:
                 yield warning(problem, "search")
             yield Event("search_results", {"results": [r.to_dict() for r in results], "engines": report})
@@ -258,11 +267,14 @@ def _plan(question: str, conversation: list[dict], run: Run):
 
 
 def filtered(results: list[SearchResult], question: str, config) -> tuple[list[SearchResult], list[str]]:
-    """``filter_results``: each plugin in turn keeps what it wants of what the previous kept;
-    a result it did not receive is ignored, and one that raises is skipped (the problems)."""
+    """``filter_results``: each plugin in turn keeps what it wants of what the previous kept.
+    A filter gets copies, and what it returns is matched to the results by URL: one it did not
+    receive (or whose URL it changed) is ignored, and a filter that raises is skipped (the problems)."""
+    import dataclasses
+
     problems = []
     for implementation in reversed(pm.hook.filter_results.get_hookimpls()):
-        arguments = {"results": list(results), "question": question, "config": config}
+        arguments = {"results": [dataclasses.replace(r) for r in results], "question": question, "config": config}
         try:
             kept = implementation.function(*[arguments[name] for name in implementation.argnames])
         except Exception as error:  # a filter's bug costs its filtering, not the question
@@ -275,8 +287,19 @@ def filtered(results: list[SearchResult], question: str, config) -> tuple[list[S
             problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned "
                             f"{type(kept).__name__}, not a list; results left as they were")
             continue
-        given = {id(result): result for result in results}
-        results = list({id(r): given[id(r)] for r in kept if id(r) in given}.values())  # no strays, no twins
+        given = {normalize_url(result.url): result for result in results}
+        chosen: dict[str, SearchResult] = {}
+        strays = 0
+        for result in kept:
+            key = normalize_url(getattr(result, "url", "") or "")
+            if key in given:
+                chosen.setdefault(key, given[key])
+            else:
+                strays += 1
+        if strays:
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned {strays} result"
+                            f"{'s' if strays != 1 else ''} it was not given; ignored")
+        results = list(chosen.values())
     return results, problems
 
 

@@ -1,16 +1,13 @@
 """Test fixtures for plugin authors: a local web to search and read, a private data directory,
 and pipelines that hold the plugins under test (and the built-ins), nothing else.
 
-In a plugin's ``conftest.py``::
-
-    pytest_plugins = ["localsearch.testing"]
-
-and in its tests::
+localsearch registers these fixtures with pytest (its ``pytest11`` entry point), so a plugin's
+tests use them with nothing to import::
 
     def test_my_engine(localsearch_web, localsearch_pipeline):
         localsearch_web.add_page("/tides", "Tides of Harrow Bay", "High water comes at noon ...")
         pipeline = localsearch_pipeline(MyEnginePlugin(), engines=["my_engine"])
-        answer = localsearch_answer(pipeline, "When is high water in Harrow Bay?")
+        answer = localsearch.testing.localsearch_answer(pipeline, "When is high water in Harrow Bay?")
 
 Nothing here reaches the internet: the web is a server on 127.0.0.1 with a SearXNG-shaped
 ``/search`` over the pages a test adds, and the models are the ones installed with localsearch.
@@ -24,7 +21,7 @@ import math
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,17 +52,20 @@ class LocalWeb:
     def __init__(self):
         self.pages: dict[str, _Page] = {}
         self.requests: list[str] = []
+        self._lock = threading.Lock()  # the server's threads read the pages a test adds
         web = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                web.requests.append(self.path)
+                with web._lock:
+                    web.requests.append(self.path)
                 url = urlsplit(self.path)
                 if url.path == "/search":
                     query = parse_qs(url.query).get("q", [""])[0]
                     body = json.dumps({"query": query, "results": web.search(query)}).encode()
                     return self._send(200, body, "application/json")
-                page = web.pages.get(url.path)
+                with web._lock:
+                    page = web.pages.get(url.path)
                 if page is None:
                     return self._send(404, b"<h1>Not Found</h1>", "text/html; charset=utf-8")
                 return self._send(200, page.body, page.content_type)
@@ -102,13 +102,16 @@ class LocalWeb:
             body = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
                     f"</head><body>{inner}</body></html>").encode()
         searchable = text or re.sub(r"<[^>]+>", " ", html_body or "")
-        self.pages[path] = _Page(path, title, body, content_type, searchable)
+        with self._lock:
+            self.pages[path] = _Page(path, title, body, content_type, searchable)
         return self.url + path
 
     def search(self, query: str, limit: int = 10) -> list[dict]:
         """The pages that share words with ``query``, best first (TF-IDF on title and text)."""
         terms = set(_words(query))
-        documents = [(page, set(_words(page.title)), _words(page.text)) for page in self.pages.values()]
+        with self._lock:
+            pages = list(self.pages.values())
+        documents = [(page, set(_words(page.title)), _words(page.text)) for page in pages]
         ranked = []
         for page, title_words, words in documents:
             score = 0.0
@@ -125,8 +128,9 @@ class LocalWeb:
                  "engine": "localweb", "score": round(score, 4)} for score, page in ranked[:limit]]
 
     def clear(self) -> None:
-        self.pages.clear()
-        self.requests.clear()
+        with self._lock:
+            self.pages.clear()
+            self.requests.clear()
 
     def close(self) -> None:
         self._server.shutdown()
@@ -173,7 +177,8 @@ def localsearch_web():
 def localsearch_home(tmp_path, monkeypatch, localsearch_web) -> Path:
     """A private data directory and config file; the local web is allowed (it is on loopback,
     which the URL policy refuses by default); no third-party plugin loads but those a test
-    registers."""
+    registers (as long as nothing in the test process loaded plugins before: localsearch loads
+    them once per process)."""
     for key in [k for k in __import__("os").environ if k.startswith("LOCALSEARCH_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("LOCALSEARCH_DATA_DIR", str(tmp_path / "data"))
@@ -191,22 +196,15 @@ def localsearch_pipeline(localsearch_home, localsearch_web):
     """Make a pipeline with the given plugins registered (for this test only) and settings:
     by default it searches the local web through the built-in SearXNG engine, and answers
     without the language model (``llm=True`` to load it)."""
-    made = []
-    stack = []
+    with ExitStack() as cleanup:  # every pipeline closed, every plugin unregistered, whatever fails
 
-    def make(*plugins, **settings):
-        from .pipeline import Pipeline
+        def make(*plugins, **settings):
+            from .pipeline import Pipeline
 
-        context = registered(*plugins)
-        context.__enter__()
-        stack.append(context)
-        pipeline = Pipeline(**{"engines": ["searxng"], "searxng_url": localsearch_web.url, "llm": False,
-                               "search_timeout": 5.0, "fetch_timeout": 5.0, **settings})
-        made.append(pipeline)
-        return pipeline
+            cleanup.enter_context(registered(*plugins))
+            pipeline = Pipeline(**{"engines": ["searxng"], "searxng_url": localsearch_web.url, "llm": False,
+                                   "search_timeout": 5.0, "fetch_timeout": 5.0, **settings})
+            cleanup.callback(pipeline.close)
+            return pipeline
 
-    yield make
-    for pipeline in made:
-        pipeline.close()
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
+        yield make

@@ -198,8 +198,10 @@ class UrlPolicy:
                  allowed_folders: Iterable[str] = ()):
         self.allow_files = allow_files
         self.entries = [_Entry.parse(item) for item in allowed_hosts]
-        # Folders of the user's own files that plugins (a search engine over them) may read.
-        self.folders = [Path(folder).expanduser().resolve() for folder in allowed_folders if str(folder).strip()]
+        # Folders of the user's own files that plugins (a search engine over them) may read. Only
+        # absolute ones: a relative folder would mean another one in the server than in the CLI.
+        self.folders = [Path(folder).expanduser().resolve() for folder in allowed_folders
+                        if str(folder).strip() and Path(folder).expanduser().is_absolute()]
 
     @classmethod
     def from_config(cls, config: Any, allow_files: bool = False) -> "UrlPolicy":

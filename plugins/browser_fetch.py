@@ -9,6 +9,7 @@ HTTP fetch got too little text from, or that looks built by script, again in the
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlsplit
 
 from localsearch import hookimpl
@@ -70,11 +71,21 @@ async def fetch_page(url, config):
 
     if mode == "always" or _always_here(url, config):
         return await BROWSER.read(url, config)
+    started = time.monotonic()
     plain = await _fetch_http(url, config)
     why = looks_scripted(plain, config)
     if not why:
         return plain
-    rendered = await BROWSER.read(url, config)
+    # One page, one time limit: the browser gets what the plain fetch left of it.
+    left = config.fetch_timeout - (time.monotonic() - started) - 0.5
+    if left < 1.0:
+        plain.reason = "; ".join(filter(None, [plain.reason, f"looks built by script ({why}), but no time was "
+                                                             f"left to read it in the browser"]))
+        return plain
+    try:
+        rendered = await BROWSER.read(url, config.replace(fetch_timeout=left))
+    except Exception as error:  # whatever the browser does, the page read plainly stands
+        rendered = Page(url, "error", reason=f"the browser failed: {type(error).__name__}: {error}")
     if rendered.ok and visible_words(rendered.html) > visible_words(plain.html):
         rendered.reason = f"{rendered.reason}; read in the browser because {why}"
         return rendered

@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from localsearch.outgoing import current
 from localsearch.types import FetchStatus, Page
@@ -29,6 +29,16 @@ from localsearch.urlpolicy import UrlPolicy
 CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
               "microsoft-edge", "brave-browser")
 REFUSED_TYPES = {"image", "media", "font", "websocket", "manifest", "other"}
+RETRY_SECONDS = 60.0  # a browser that would not start is tried again after this long, not for every page
+LAUNCH_ARGUMENTS = [
+    # Every name unresolvable, IP literals included: a request that escapes interception
+    # (a WebSocket, a shared worker's) reaches nothing.
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    # WebRTC sends UDP past both the interception and the resolver (a STUN server given as an
+    # address): only through a proxy, and there is none.
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp", "--force-webrtc-ip-handling-policy",
+    "--disable-background-networking", "--disable-component-update", "--no-first-run", "--mute-audio",
+]
 SETTLE_SECONDS = 2.0  # after the DOM is ready, how long scripts may keep loading (within the page's limit)
 FORWARDED_HEADERS = ("accept", "accept-language", "content-type", "referer")
 
@@ -62,6 +72,9 @@ class Chromium:
         self._executable = ""
         self._starting: asyncio.Future | None = None
         self._pages: asyncio.Semaphore | None = None
+        self._playwright = None
+        self._failed: tuple[str, float, str] | None = None  # (executable, when, why) of a launch that failed
+        self._tasks: set[asyncio.Task] = set()  # clean-ups under way (asyncio keeps only weak references)
         self.started_seconds = 0.0
 
     @property
@@ -91,10 +104,18 @@ class Chromium:
             future.cancel()
             raise
 
+    def later(self, coroutine) -> None:
+        """Run ``coroutine`` in the background, kept until it is done."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _ensure(self, config):
         executable = find_browser(config.get("browser_path", ""))
         if self._browser is not None and self._browser.is_connected() and executable == self._executable:
             return self._browser
+        if self._failed and self._failed[0] == executable and time.monotonic() - self._failed[1] < RETRY_SECONDS:
+            raise BrowserUnavailable(self._failed[2])  # not again for every page
         if self._starting is None or self._starting.done():
             self._starting = asyncio.ensure_future(self._launch(executable, config))
         return await asyncio.shield(self._starting)
@@ -103,19 +124,31 @@ class Chromium:
         from playwright.async_api import async_playwright
 
         started = time.perf_counter()
+        await self._stop()  # a browser that died, or another browser_path: its driver goes too
         try:
-            playwright = await async_playwright().start()
-            browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True,
-                # Every name unresolvable: a request that escaped interception reaches nothing.
-                args=["--host-resolver-rules=MAP * ~NOTFOUND", "--disable-background-networking",
-                      "--disable-component-update", "--no-first-run", "--mute-audio"])
+            self._playwright = await async_playwright().start()
+            browser = await self._playwright.chromium.launch(executable_path=executable, headless=True,
+                                                             args=LAUNCH_ARGUMENTS)
         except Exception as error:
-            raise BrowserUnavailable(f"the browser {executable} did not start: {str(error).splitlines()[0]}") from None
+            await self._stop()
+            why = f"the browser {executable} did not start: {(str(error).strip().splitlines() or ['?'])[0]}"
+            self._failed = (executable, time.monotonic(), why)
+            raise BrowserUnavailable(why) from None
+        self._failed = None
         self._browser, self._executable = browser, executable
         self._pages = asyncio.Semaphore(max(1, int(config.get("browser_pages", 4))))
         self.started_seconds = round(time.perf_counter() - started, 3)
         return browser
+
+    async def _stop(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        for closing in (browser.close() if browser else None, playwright.stop() if playwright else None):
+            if closing is not None:
+                try:
+                    await closing
+                except Exception:
+                    pass
 
     async def _read(self, url: str, config, log=None) -> Page:
         started = time.perf_counter()
@@ -136,12 +169,12 @@ class Chromium:
 
         context = await browser.new_context(accept_downloads=False, service_workers="block",
                                             user_agent=config.get("user_agent") or None, java_script_enabled=True)
-        gate = _Gate(url, config, log)
+        gate = _Gate(url, config, log, await _subresource_policy(url, config))
         try:
             await context.route("**/*", gate.handle)
             page = await context.new_page()
-            context.on("page", lambda other: asyncio.ensure_future(other.close()) if other is not page else None)
-            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+            context.on("page", lambda other: self.later(other.close()) if other is not page else None)
+            page.on("dialog", lambda dialog: self.later(dialog.dismiss()))
             try:
                 response = await page.goto(url, wait_until="domcontentloaded",
                                            timeout=config.fetch_timeout * 1000)
@@ -156,35 +189,60 @@ class Chromium:
                 await page.wait_for_load_state("networkidle", timeout=SETTLE_SECONDS * 1000)
             except PlaywrightError:
                 pass  # still busy: read what is there
-            html = await page.content()
-            title = await page.title()
+            try:
+                html = await page.content()
+                title = await page.title()
+            except PlaywrightError as error:  # the page navigated away or its frame went
+                return Page(url, FetchStatus.ERROR, reason=f"the page could not be read in the browser: "
+                                                           f"{_first_line(error)}")
         finally:
-            # Not awaited: a page hung in a script must not hold up the answer.
-            asyncio.ensure_future(context.close())
-            asyncio.ensure_future(gate.close())
+            # Not awaited: a page hung in a script must not hold up the answer. The gate's client
+            # closes after the context, when no request of the page is left in flight.
+            async def close() -> None:
+                try:
+                    await context.close()
+                finally:
+                    await gate.close()
+
+            self.later(close())
         limit = config.get("max_page_bytes", 5_000_000)
         if len(html.encode("utf-8", "surrogatepass")) > limit:
             return Page(url, FetchStatus.TOO_LARGE, reason=f"the rendered page is over the {limit:,}-byte cap")
-        return Page(url, FetchStatus.OK, final_url=page.url, html=html, content_type="text/html",
+        return Page(url, FetchStatus.OK, final_url=gate.final_url or page.url, html=html, content_type="text/html",
                     http_status=response.status if response is not None else None, title=title,
                     reason=f"rendered in the browser ({gate.summary()})")
 
 
+async def _subresource_policy(url: str, config) -> UrlPolicy:
+    """The policy for what a page loads. The user's ``allowed_hosts`` let search results point
+    at those hosts; a public page's scripts must not reach them, so they hold only for a page
+    that is itself on one."""
+    policy = UrlPolicy.from_config(config)
+    if not policy.entries:
+        return policy
+    bare = UrlPolicy()
+    return policy if await asyncio.to_thread(bare.check, url) else bare
+
+
 class _Gate:
     """Every request of one page: refused, or fetched by the guarded client and handed to the
-    browser. Redirects are handed back as they are, so each hop comes through here again."""
+    browser. The page's own redirects are followed here, hop by hop under the policy (the
+    browser would follow a redirect it is handed on its own, past this gate); a subresource
+    follows only redirects within its own origin."""
 
-    def __init__(self, url: str, config, log=None):
+    def __init__(self, url: str, config, log=None, subresources: UrlPolicy | None = None):
         self.url, self.config, self.log = url, config, log
         self.policy = UrlPolicy.from_config(config)
+        self.subresources = subresources or self.policy
         self.fetched = self.refused = 0
         self.bytes = 0
         self.blocked: dict[str, tuple[str, str]] = {}  # the page's own URLs refused: status, why
+        self.final_url = ""
         self._client = None
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client or {}).values():
+            await client.aclose()
 
     def summary(self) -> str:
         return f"{self.fetched} request{'s' if self.fetched != 1 else ''}, {self.refused} refused"
@@ -196,16 +254,24 @@ class _Gate:
                         reason=reason if target == url else f"redirected to {target}: {reason}")
         return None
 
+    def _note(self, kind: str, url: str, refused: str = "", **details) -> dict | None:
+        return self.log.add(kind, url, refused=refused, **details) if self.log is not None else None
+
+    async def _refuse(self, route, url: str, why: str, error: str = "blockedbyclient") -> None:
+        self.refused += 1
+        self._note("subresource", url, why)
+        await route.abort(error)
+
     async def handle(self, route) -> None:
         request = route.request
-        if request.resource_type in REFUSED_TYPES or not request.url.lower().startswith(("http://", "https://")):
-            self.refused += 1
-            return await route.abort("blockedbyclient")
+        if request.resource_type in REFUSED_TYPES:
+            return await self._refuse(route, request.url, f"{request.resource_type}s are not loaded")
+        if not request.url.lower().startswith(("http://", "https://")):
+            return await self._refuse(route, request.url[:200], "only http and https are loaded")
         try:
             main_document = request.is_navigation_request() and request.frame.parent_frame is None
         except Exception:  # a navigation before its frame exists: a pop-up opening
-            self.refused += 1
-            return await route.abort("blockedbyclient")
+            return await self._refuse(route, request.url, "pop-ups are not opened")
         try:
             response = await self._fetch(request, main_document)
         except _Refused as error:
@@ -220,31 +286,34 @@ class _Gate:
         await route.fulfill(**response)
 
     async def _fetch(self, request, main_document: bool) -> dict:
-        """One request, its redirects followed here, each hop under the policy (the browser
-        would follow a redirect on its own, past this gate)."""
+        """One request, with the redirects it may follow, each hop under the policy."""
         import httpx
 
         from .http_fetch import _Blocked, _guarded_classes, _ssl_context
 
-        if self._client is None:
-            transport = _guarded_classes()[1](self.policy)
-            self._client = httpx.AsyncClient(follow_redirects=False, timeout=self.config.fetch_timeout,
-                                             verify=_ssl_context(), transport=transport, trust_env=False)
+        policy = self.policy if main_document else self.subresources
+        client = await self._client_for(policy, httpx, _guarded_classes, _ssl_context)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         headers["user-agent"] = self.config.get("user_agent", "")
         limit = self.config.get("max_page_bytes", 5_000_000)
+        kind = "page" if main_document else "subresource"
         url, method, content = request.url, request.method, request.post_data_buffer
         for _ in range(int(self.config.get("max_redirects", 5)) + 1):
-            reason = self.policy.check_syntax(url)
-            if self.log is not None:  # what the page asked for, sent out or refused here
-                self.log.add("page" if main_document else "subresource", url, refused=reason,
-                             redirected_from=request.url if url != request.url else None)
+            reason = policy.check_syntax(url) if url.lower().startswith(("http://", "https://")) \
+                else "a redirect leads only to http and https"
+            entry = self._note(kind, url, reason, redirected_from=request.url if url != request.url else None)
             if reason:
                 raise _Refused(reason, url)
             try:
-                async with self._client.stream(method, url, headers=headers, content=content) as response:
+                async with client.stream(method, url, headers=headers, content=content) as response:
                     if response.is_redirect and "location" in response.headers:
-                        url = urljoin(url, response.headers["location"])
+                        target = urljoin(url, response.headers["location"])
+                        if not main_document and _origin(target) != _origin(request.url):
+                            # Followed here and handed back as the first URL, a cross-origin answer
+                            # would pass as same-origin: not followed at all.
+                            self._note(kind, target, "a subresource's redirect to another origin is not followed")
+                            raise _Refused("redirected to another origin", target)
+                        url = target
                         if response.status_code in (301, 302, 303):
                             method, content = "GET", None
                         continue
@@ -253,17 +322,41 @@ class _Gate:
                         body += chunk
                         if len(body) > limit or self.bytes + len(body) > 4 * limit:
                             raise _Refused(f"over the {limit:,}-byte cap", url, FetchStatus.TOO_LARGE)
-            except _Blocked as error:
+            except _Blocked as error:  # refused where the connection was to be made: it never went out
+                if entry is not None:
+                    entry["refused"] = str(error)
                 raise _Refused(str(error), url) from None
             self.bytes += len(body)
             kept = {k: v for k, v in response.headers.items()
                     if k.lower() not in ("content-encoding", "content-length", "transfer-encoding", "set-cookie")}
-            if main_document and url != request.url and "html" in kept.get("content-type", "text/html"):
-                # The browser shows the page at its first address: its own links resolve from where it is.
-                body = re.sub(rb"(?i)<head[^>]*>", lambda m: m.group(0) + f'<base href="{html.escape(url)}">'.encode(),
-                              bytes(body), count=1)
+            if not any(k.lower() == "access-control-allow-origin" for k in kept):
+                # Playwright adds one matching the page when a fulfilled answer has none, which
+                # would let the page's scripts read any site: name the answer's own origin.
+                kept["access-control-allow-origin"] = _origin(url)
+            if main_document:
+                self.final_url = url
+                if url != request.url and "html" in kept.get("content-type", "text/html"):
+                    # Shown at its first address: its own links resolve from where it really is.
+                    body = re.sub(rb"(?i)<head(?=[\s>])[^>]*>",
+                                  lambda m: m.group(0) + f'<base href="{html.escape(url)}">'.encode(),
+                                  bytes(body), count=1)
             return {"status": response.status_code, "headers": kept, "body": bytes(body)}
         raise _Refused(f"more than {self.config.get('max_redirects', 5)} redirects", url, FetchStatus.REDIRECT_LOOP)
+
+    async def _client_for(self, policy, httpx, guarded_classes, ssl_context):
+        """One guarded client per policy (the page's own, and its subresources')."""
+        if self._client is None:
+            self._client = {}
+        if id(policy) not in self._client:
+            self._client[id(policy)] = httpx.AsyncClient(
+                follow_redirects=False, timeout=self.config.fetch_timeout, verify=ssl_context(),
+                transport=guarded_classes()[1](policy), trust_env=False)
+        return self._client[id(policy)]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class _Refused(Exception):

@@ -276,7 +276,9 @@ async def _follow(url, config) -> Page:
         # with an error that would hide what the redirect tried.
         if response.has_redirect_location:
             target = urljoin(current, response.headers["location"])
-            reason = policy.check_syntax(target)
+            # Never into file: (which allowed_folders would otherwise let pass) or another scheme.
+            reason = policy.check_syntax(target) if target.lower().startswith(("http://", "https://")) \
+                else "a redirect leads only to http and https"
             if reason:
                 raise _Blocked(reason, target)
 
@@ -294,7 +296,7 @@ async def _follow(url, config) -> Page:
             reason = policy.check_syntax(current) if transport else await asyncio.to_thread(policy.check, current)
             if reason:
                 return _blocked(url, current, reason)
-            record("page", current, redirected_from=url if current != url else None)
+            entry = record("page", current, redirected_from=url if current != url else None)
             try:
                 async with client.stream("GET", current) as response:
                     if response.is_redirect and "location" in response.headers:
@@ -321,6 +323,8 @@ async def _follow(url, config) -> Page:
                         body = bytearray(_decompress(bytes(body), response.headers["content-encoding"], limit))
                     return _content(url, bytes(body), content_type, config, response.status_code, current)
             except _Blocked as error:  # a redirect's target, or where the connection was to be made
+                if entry is not None and not error.url:  # refused at the connection: it never went out
+                    entry["refused"] = str(error)
                 return _blocked(url, error.url or current, str(error))
     return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current,
                 reason=f"more than {config.max_redirects} redirects")

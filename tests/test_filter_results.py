@@ -60,3 +60,23 @@ def test_a_failing_filter_is_a_warning_and_the_results_stand(make_pipeline):
         events, answer = ask(make_pipeline)
     assert any("filter_results failed" in w and "filter bug" in w for w in answer["errors"])
     assert "1887" in answer["answer"]
+
+
+def test_a_filter_chooses_the_order_and_a_changed_url_is_ignored(make_pipeline):
+    _, plain = ask(make_pipeline)
+    with registered(Reverse(), "reverse"):
+        _, reversed_ = ask(make_pipeline)
+    order = [s["url"] for s in plain["sources"]]
+    assert [s["url"] for s in reversed_["sources"]][:2] != order[:2]  # the filter's order is the one read
+
+    class Rewrite:
+        @hookimpl
+        def filter_results(self, results):
+            for result in results:
+                result.url = "https://elsewhere.example/"  # on its own copies: changes nothing
+            return results
+
+    with registered(Rewrite(), "rewrite"):
+        _, rewritten = ask(make_pipeline)
+    assert "https://elsewhere.example/" not in [s["url"] for s in rewritten["sources"]]
+    assert any("returned" in e and "it was not given" in e for e in rewritten["errors"])

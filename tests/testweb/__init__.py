@@ -190,6 +190,23 @@ const s = document.createElement("script"); s.src = {json.dumps(target + "/scrip
 """, body=f'<img src="{html.escape(target)}/image.png" width="600" height="400">')
 
 
+def _prying_page(target: str) -> bytes:
+    """A page whose script tries to read another server's answer, directly and through a
+    redirect of its own origin, and to reach it over WebRTC (``target`` is host:port)."""
+    return _scripted("Prying", f"""
+document.getElementById("app").textContent = {json.dumps(RENDERED_TEXT)};
+const out = (text) => {{ const p = document.createElement("p"); p.className = "read"; p.textContent = text;
+                         document.body.append(p); }};
+fetch("http://{target}/secret").then((r) => r.text()).then(out).catch(() => out("direct: refused"));
+fetch("/redirect-to?url=" + encodeURIComponent("http://{target}/secret")).then((r) => r.text()).then(out)
+  .catch(() => out("redirect: refused"));
+const [host, port] = {json.dumps(target)}.split(":");
+const peer = new RTCPeerConnection({{ iceServers: [{{ urls: "stun:" + host + ":" + port }}] }});
+peer.createDataChannel("x");
+peer.createOffer().then((offer) => peer.setLocalDescription(offer));
+""")
+
+
 DIALOG_PAGE = _scripted("Dialogs", f"""
 alert("Click OK to continue"); confirm("Really?"); window.open("/articles/harrowmere-lighthouse");
 document.getElementById("app").textContent = {json.dumps(RENDERED_TEXT)};""")
@@ -287,6 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self.search(web, {**query, "first": ["/app"]})
         if path == "/reaching":  # ?target=http://host:port: a page whose script and image go there
             return self.send(200, _reaching_page(query.get("target", ["http://10.0.0.1"])[0]))
+        if path == "/prying":  # ?target=host:port
+            return self.send(200, _prying_page(query.get("target", ["10.0.0.1:80"])[0]))
         if path == "/dialogs":
             return self.send(200, DIALOG_PAGE)
         if path == "/busy":
