@@ -107,8 +107,7 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
             record("search", endpoint(config) if callable(endpoint) else "", engine=call["name"], query=call["query"])
         try:
             hits = engine.search(call["query"], limit, context)
-            return (_results(call["name"], hits, getattr(engine, "network", True) is False),
-                    time.perf_counter() - started)
+            return _results(call["name"], hits), time.perf_counter() - started
         finally:
             stragglers.finished(call)
 
@@ -152,12 +151,10 @@ def search(queries: list[str], engines: dict, names: list[str], context: EngineC
     return fuse(ranked), report
 
 
-def _results(name: str, hits, on_this_machine: bool = False) -> list[SearchResult]:
+def _results(name: str, hits) -> list[SearchResult]:
     if not isinstance(hits, list) or not all(isinstance(h, SearchResult) for h in hits):
         raise PluginError(f"engine {name} returned {type(hits).__name__}, not a list of SearchResult")
     hits = [hit for hit in hits if is_fetchable_url(hit.url)]  # a malformed URL is dropped, not fatal
-    if not on_this_machine:  # a web engine's results are web pages: never the user's own files
-        hits = [hit for hit in hits if hit.url.lower().startswith(("http://", "https://"))]
     for rank, hit in enumerate(hits, 1):
         hit.engine = hit.engine or name
         hit.rank = hit.rank or rank

@@ -299,8 +299,8 @@ class _Gate:
         kind = "page" if main_document else "subresource"
         url, method, content = request.url, request.method, request.post_data_buffer
         for _ in range(int(self.config.get("max_redirects", 5)) + 1):
-            reason = policy.check_syntax(url) if url.lower().startswith(("http://", "https://")) \
-                else "a redirect leads only to http and https"
+            reason = policy.check_syntax(url) or (
+                "" if url.lower().startswith(("http://", "https://")) else "a redirect leads only to http and https")
             entry = self._note(kind, url, reason, redirected_from=request.url if url != request.url else None)
             if reason:
                 raise _Refused(reason, url)

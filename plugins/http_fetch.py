@@ -277,8 +277,8 @@ async def _follow(url, config) -> Page:
         if response.has_redirect_location:
             target = urljoin(current, response.headers["location"])
             # Never into file: (which allowed_folders would otherwise let pass) or another scheme.
-            reason = policy.check_syntax(target) if target.lower().startswith(("http://", "https://")) \
-                else "a redirect leads only to http and https"
+            reason = policy.check_syntax(target) or (
+                "" if target.lower().startswith(("http://", "https://")) else "a redirect leads only to http and https")
             if reason:
                 raise _Blocked(reason, target)
 

@@ -136,3 +136,15 @@ def test_chunks_respect_boundaries_and_offsets(web, config):
             document.text[passage.end] == "\n"  # ends at a sentence or paragraph boundary
     covered = "".join(document.text[p.start:p.end] for p in passages).replace("\n", "")
     assert len(covered) >= 0.95 * len(document.text.replace("\n", ""))
+
+
+def test_a_redirect_never_leads_into_an_allowed_folder(web, config, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "diary.html").write_text("<html><body><p>" + "private words " * 30 + "</p></body></html>")
+    allowed = config.replace(allowed_folders=[str(notes)])
+    assert fetch((notes / "diary.html").as_uri(), allowed).ok  # named by a plugin's engine: read
+    target = (notes / "diary.html").as_uri()
+    for mode in ("never", "always"):  # the HTTP fetcher, and the browser's gate
+        page = fetch(f"{web.url}/redirect-to?url={target}", allowed.replace(browser_fetch=mode))
+        assert page.status == FetchStatus.BLOCKED and "only to http and https" in page.reason, (mode, page)
