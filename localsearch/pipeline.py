@@ -17,7 +17,7 @@ from .events import Run, fatal, fold_events, warning
 from .indexing import Indexer
 from .outgoing import recording
 from .plugins import load_plugins, pm, search_engines
-from .search import EngineContext, Stragglers, search
+from .search import EngineContext, Stragglers, filtered, search
 from .selection import Selection, select
 from .text import normalize_url
 from .types import Event, Page, SearchResult, Source
@@ -264,43 +264,6 @@ def _plan(question: str, conversation: list[dict], run: Run):
     queries = [q for q in queries if isinstance(q, str) and q.strip()] or [question]
     yield run.end("plan", queries=queries)
     return queries
-
-
-def filtered(results: list[SearchResult], question: str, config) -> tuple[list[SearchResult], list[str]]:
-    """``filter_results``: each plugin in turn keeps what it wants of what the previous kept.
-    A filter gets copies, and what it returns is matched to the results by URL: one it did not
-    receive (or whose URL it changed) is ignored, and a filter that raises is skipped (the problems)."""
-    import dataclasses
-
-    problems = []
-    for implementation in reversed(pm.hook.filter_results.get_hookimpls()):
-        arguments = {"results": [dataclasses.replace(r) for r in results], "question": question, "config": config}
-        try:
-            kept = implementation.function(*[arguments[name] for name in implementation.argnames])
-        except Exception as error:  # a filter's bug costs its filtering, not the question
-            problems.append(f"plugin {implementation.plugin_name!r}: filter_results failed "
-                            f"({type(error).__name__}: {error}); results left as they were")
-            continue
-        if kept is None:
-            continue
-        if not isinstance(kept, (list, tuple)):
-            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned "
-                            f"{type(kept).__name__}, not a list; results left as they were")
-            continue
-        given = {normalize_url(result.url): result for result in results}
-        chosen: dict[str, SearchResult] = {}
-        strays = 0
-        for result in kept:
-            key = normalize_url(getattr(result, "url", "") or "")
-            if key in given:
-                chosen.setdefault(key, given[key])
-            else:
-                strays += 1
-        if strays:
-            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned {strays} result"
-                            f"{'s' if strays != 1 else ''} it was not given; ignored")
-        results = list(chosen.values())
-    return results, problems
 
 
 def _checked_conversation(conversation) -> list[dict]:

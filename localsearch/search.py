@@ -1,5 +1,6 @@
-"""Search fan-out and fusion: every selected engine, each query, under ``search_timeout``;
-results merged by reciprocal rank fusion and de-duplicated by URL."""
+"""Search fan-out, fusion and filtering: every selected engine, each query, under ``search_timeout``;
+results merged by reciprocal rank fusion and de-duplicated by URL; then the ``filter_results``
+plugins, one after another."""
 
 from __future__ import annotations
 
@@ -182,3 +183,42 @@ def fuse(ranked: list[list[SearchResult]]) -> list[SearchResult]:
         hit.rank, hit.score = rank, round(scores[key], 6)
         fused.append(hit)
     return fused
+
+
+def filtered(results: list[SearchResult], question: str, config) -> tuple[list[SearchResult], list[str]]:
+    """``filter_results``: each plugin in turn keeps what it wants of what the previous kept.
+    A filter gets copies, and what it returns is matched to the results by URL: one it did not
+    receive (or whose URL it changed) is ignored, and a filter that raises is skipped (the problems)."""
+    import dataclasses
+
+    problems = []
+    from .plugins import pm
+
+    for implementation in reversed(pm.hook.filter_results.get_hookimpls()):
+        arguments = {"results": [dataclasses.replace(r) for r in results], "question": question, "config": config}
+        try:
+            kept = implementation.function(*[arguments[name] for name in implementation.argnames])
+        except Exception as error:  # a filter's bug costs its filtering, not the question
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results failed "
+                            f"({type(error).__name__}: {error}); results left as they were")
+            continue
+        if kept is None:
+            continue
+        if not isinstance(kept, (list, tuple)):
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned "
+                            f"{type(kept).__name__}, not a list; results left as they were")
+            continue
+        given = {normalize_url(result.url): result for result in results}
+        chosen: dict[str, SearchResult] = {}
+        strays = 0
+        for result in kept:
+            key = normalize_url(getattr(result, "url", "") or "")
+            if key in given:
+                chosen.setdefault(key, given[key])
+            else:
+                strays += 1
+        if strays:
+            problems.append(f"plugin {implementation.plugin_name!r}: filter_results returned {strays} result"
+                            f"{'s' if strays != 1 else ''} it was not given; ignored")
+        results = list(chosen.values())
+    return results, problems
