@@ -407,7 +407,7 @@ def _register_plugin_commands() -> None:
         click.secho(f"Warning: {problem}", fg="yellow", err=True)
 
 
-from . import cli_browser, cli_history  # noqa: E402,F401  (their commands join the group)
+from . import cli_browser, cli_history, cli_image  # noqa: E402,F401  (their commands join the group)
 
 load_plugins()
 _register_plugin_commands()

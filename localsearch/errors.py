@@ -4,7 +4,7 @@ Front ends print ``str(error)`` as a one-line reason; tracebacks are for ``--deb
 """
 
 __all__ = ["LocalsearchError", "ConfigError", "PluginError", "SearchEngineError", "RateLimited", "SearchBlocked",
-           "SearchTimeout", "Cancelled"]
+           "SearchTimeout", "ImageError", "Cancelled"]
 
 
 class LocalsearchError(Exception):
@@ -42,6 +42,10 @@ class SearchTimeout(SearchEngineError):
     """The engine gave up waiting for its own service (reported like a search that ran out of time)."""
 
     status = "timeout"
+
+
+class ImageError(LocalsearchError):
+    """An image that cannot be read: corrupt, of a kind not read (SVG), or too large."""
 
 
 class Cancelled(LocalsearchError):

@@ -174,3 +174,18 @@ def process_answer(answer, passages, config):
     citation whose URL is not one of the answer's sources is dropped afterwards whatever a
     plugin does, so no plugin can put an unfetched URL into an answer.
     """
+
+
+@hookspec
+def image_text(image, url, alt, page_url, config):
+    """Read the text an image holds (OCR), or say what it shows (a caption).
+
+    All implementations; each returns a list of ``ImageText`` (``text``, ``box`` as four
+    ``[x, y]`` corners in the image's pixels, ``confidence`` from 0 to 1, ``kind`` such as
+    ``"ocr"`` or ``"caption"``), or ``None`` when it has nothing to say. ``image`` is the
+    image's bytes as fetched, ``url`` where it came from, ``alt`` its alt text and
+    ``page_url`` the page it is on ("" for a file the user named). An implementation that
+    cannot read the image raises ``localsearch.errors.ImageError`` with the reason (a corrupt
+    file, an SVG, one too large); one that raises anything else is reported and the others'
+    text still counts.
+    """

@@ -176,3 +176,13 @@ class Event(_Dict):
 
     type: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImageText(_Dict):
+    """Text read from an image (``image_text``): where it is and how sure the reader is."""
+
+    text: str
+    box: list = field(default_factory=list)  # four [x, y] corners, in the image's pixels
+    confidence: float = 0.0
+    kind: str = "ocr"

@@ -17,6 +17,8 @@ ls -d /usr/share/doc/postgresql-doc-*/html >/dev/null 2>&1 || need+=(postgresql-
 # web-ext, which lints the extension's Firefox build.
 [ -x /usr/lib/chromium/chromium ] || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)
+# A CJK font, with which the OCR tests draw Chinese text.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq

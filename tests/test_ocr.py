@@ -1,0 +1,126 @@
+"""Text in images (issue 14, first part): the OCR plugin on images the test draws, in English and
+Chinese, with the error rate asserted; bad images refused with a clear reason and bounded cost."""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import pytest
+
+from localsearch.config import Config
+from localsearch.errors import ImageError
+from localsearch.images import read_text
+
+LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"  # Debian fonts-wqy-microhei (.ci/run installs it)
+
+ENGLISH = ["The Orrin signal tower was rebuilt in 1962.",
+           "It is twenty-two metres tall and built of riveted steel.",
+           "Visitors may climb it on Sundays from April to October."]
+CHINESE = ["信号塔于一九六二年重建。", "塔高二十二米，由铆接钢材建成。"]
+
+
+def drawn(lines: list[str], font_path: str, size: int = 28, width: int = 900, scale: int = 1,
+          form: str = "PNG") -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, size * scale)
+    picture = Image.new("RGB", (width * scale, (60 + 55 * len(lines)) * scale), "white")
+    pen = ImageDraw.Draw(picture)
+    for number, line in enumerate(lines):
+        pen.text((30 * scale, (30 + 55 * number) * scale), line, fill="black", font=font)
+    out = io.BytesIO()
+    picture.save(out, form)
+    return out.getvalue()
+
+
+def error_rate(read: list[str], expected: list[str]) -> float:
+    """Characters to change (Levenshtein) per character expected, spaces ignored (the OCR
+    sometimes runs words together; retrieval copes with that separately)."""
+    got, want = "".join("".join(read).split()), "".join("".join(expected).split())
+    previous = list(range(len(want) + 1))
+    for i, a in enumerate(got, 1):
+        current = [i]
+        for j, b in enumerate(want, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return previous[-1] / len(want)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return Config.load()
+
+
+def test_english_text_is_read_line_by_line_with_boxes_and_confidence(config):
+    texts, problems = read_text(drawn(ENGLISH, LATIN_FONT), config)
+    assert problems == []
+    assert error_rate([t.text for t in texts], ENGLISH) < 0.02, [t.text for t in texts]
+    assert len(texts) == 3 and all(t.kind == "ocr" and t.confidence > 0.8 and len(t.box) == 4 for t in texts)
+    assert texts[0].box[0][1] < texts[1].box[0][1] < texts[2].box[0][1]  # top to bottom
+
+
+def test_chinese_text_is_read(config):
+    texts, _ = read_text(drawn(CHINESE, CJK_FONT, size=32, width=700), config)
+    assert error_rate([t.text for t in texts], CHINESE) < 0.1, [t.text for t in texts]
+
+
+def test_a_large_image_is_read_scaled_down_and_its_boxes_are_in_its_own_pixels(config):
+    texts, _ = read_text(drawn(ENGLISH[:1], LATIN_FONT, scale=4), config)  # 3600 px wide
+    assert error_rate([t.text for t in texts], ENGLISH[:1]) < 0.03
+    left, top = texts[0].box[0]
+    assert abs(left - 120) < 40 and abs(top - 120) < 40  # where it was drawn (30, 30) x 4
+
+
+def test_an_animated_gif_is_read_from_its_first_frame(config):
+    from PIL import Image
+
+    first = Image.open(io.BytesIO(drawn(ENGLISH[:1], LATIN_FONT)))
+    second = Image.new("RGB", first.size, "white")
+    out = io.BytesIO()
+    first.save(out, "GIF", save_all=True, append_images=[second], duration=500, loop=0)
+    texts, _ = read_text(out.getvalue(), config)
+    assert error_rate([t.text for t in texts], ENGLISH[:1]) < 0.03
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG whose header says ``width`` x ``height``: a few hundred bytes that would decode to
+    gigabytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("image, reason", [
+    (b"\x89PNG\r\n\x1a\n" + b"broken" * 50, "not an image"),
+    (b"<html><body>not a picture</body></html>", "not an image"),
+    (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><text>hi</text></svg>', "SVG"),
+    (bomb_png(20_000, 20_000), "over the 40,000,000-pixel bound"),
+], ids=["corrupt", "html-labelled-as-image", "svg", "decompression-bomb"])
+def test_an_image_that_cannot_be_read_is_refused_with_why_within_bounded_time(config, image, reason):
+    started = time.monotonic()
+    with pytest.raises(ImageError, match=reason):
+        read_text(image, config)
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_ocr_command_prints_the_lines_and_refuses_a_bad_file(tmp_path, home):
+    picture = tmp_path / "sign.png"
+    picture.write_bytes(drawn(ENGLISH[:2], LATIN_FONT))
+    done = subprocess.run([sys.executable, "-m", "localsearch", "image", "ocr", str(picture)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert error_rate([line.rsplit("  (", 1)[0] for line in done.stdout.splitlines()], ENGLISH[:2]) < 0.03
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
+    refused = subprocess.run([sys.executable, "-m", "localsearch", "image", "ocr", str(broken)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "not an image that can be read" in refused.stderr
