@@ -19,7 +19,22 @@ from typing import Any
 
 from .errors import Cancelled
 
-__all__ = ["Workers", "ThreadPool", "wait"]
+__all__ = ["Workers", "ThreadPool", "wait", "loop_thread"]
+
+
+def loop_thread(name: str) -> asyncio.AbstractEventLoop:
+    """A new asyncio loop running forever on a daemon thread of its own, ready when returned."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    ready.wait()
+    return loop
 
 
 class ThreadPool:
@@ -90,17 +105,7 @@ class Workers:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=run, name="localsearch-loop", daemon=True).start()
-                ready.wait()
-                self._loop = loop
+                self._loop = loop_thread("localsearch-loop")
             return self._loop
 
     def run(self, coroutine: Coroutine, cancel: threading.Event | None, timeout: float | None = None):

@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from localsearch.outgoing import current
 from localsearch.types import FetchStatus, Page
 from localsearch.urlpolicy import UrlPolicy
+from localsearch.workers import loop_thread
 
 # Where a user's Chromium usually is: Debian's binary itself first (its /usr/bin wrapper adds
 # flags and prints shell errors), then the usual program names on PATH.
@@ -81,17 +82,7 @@ class Chromium:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=run, name="localsearch-chromium", daemon=True).start()
-                ready.wait()
-                self._loop = loop
+                self._loop = loop_thread("localsearch-chromium")
             return self._loop
 
     async def read(self, url: str, config) -> Page:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from localsearch import hookimpl
 from localsearch.plugins import pm
@@ -102,3 +104,20 @@ class Inbox:
 
     def problems(self) -> list[str]:
         return []
+
+
+def server_status(data: Path) -> dict | None:
+    """The status of the server of the data directory ``data``; None when none runs."""
+    from localsearch.config import Config
+    from localsearch.server import remote_stream
+
+    messages = remote_stream(Config.load(overrides={"data_dir": str(data)}), {"id": "s", "type": "status"})
+    return None if messages is None else next((m["data"] for m in messages if m["type"] == "status"), None)
+
+
+def stop_server(data: Path) -> None:
+    """A server a failed test left running (one a host started): ask its pid, and stop it."""
+    if (Path(data) / "serve.sock").exists():
+        status = server_status(data)
+        if status is not None:
+            os.kill(status["pid"], 15)

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
+from helpers import server_status, stop_server
 from localsearch.host import EXTENSION_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,34 +91,32 @@ def installed(tmp_path_factory, web):
     stop_server(folder / "data")
 
 
-def server_status(profile: Path) -> dict:
-    """The state of the server the host started (its data directory is beside the profile)."""
-    from localsearch.config import Config
-    from localsearch.server import remote_stream
-
-    config = Config.load(overrides={"data_dir": str(profile.parent.parent / "data")})
-    messages = remote_stream(config, {"id": "s", "type": "status"})
-    assert messages is not None, "no server is running"
-    return next(m["data"] for m in messages if m["type"] == "status")
-
-
-def stop_server(data: Path) -> None:
-    """A server the host started and a failed test left running: ask its pid and stop it."""
-    from localsearch.config import Config
-    from localsearch.server import remote_stream
-
-    if (data / "serve.sock").exists():
-        config = Config.load(overrides={"data_dir": str(data)})
-        for message in remote_stream(config, {"id": "s", "type": "status"}) or []:
-            if message["type"] == "status":
-                os.kill(message["data"]["pid"], 15)
-
-
 @pytest.fixture(scope="module")
 def browser(playwright, installed):
     context = launch(playwright, installed)
     yield context
     context.close()
+
+
+def fresh_panel(context):
+    """A panel on a new conversation (the background keeps the last one across panels)."""
+    panel = open_panel(context)
+    if panel.is_enabled("#new-conversation"):
+        panel.click("#new-conversation")
+    return panel
+
+
+def rendered_app(context, web):
+    """The test web's single-page app in a tab, once its script has written the text."""
+    page = context.new_page()
+    page.goto(web.url + "/app")
+    page.wait_for_selector("body[data-rendered=yes]")
+    return page
+
+
+def cited(panel) -> list[str]:
+    """Where the final answer's [n] links go."""
+    return [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
 
 
 def ask(panel, question: str, about_page: bool = False) -> None:
@@ -186,8 +185,7 @@ def test_a_question_from_the_panel_shows_stages_then_a_cited_answer_and_every_so
 
 @pytest.mark.slow
 def test_a_follow_up_continues_the_conversation(browser):
-    panel = open_panel(browser)
-    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    panel = fresh_panel(browser)
     ask(panel, QUESTION)
     panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
     ask(panel, "And how tall is it?")
@@ -203,8 +201,7 @@ def test_a_follow_up_continues_the_conversation(browser):
 
 @pytest.mark.slow
 def test_the_answer_goes_on_when_the_panel_closes_and_a_new_panel_shows_it(browser):
-    panel = open_panel(browser)
-    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    panel = fresh_panel(browser)
     ask(panel, "Who discovered the Kestrel valley comet?")
     panel.wait_for_selector(".stages li", timeout=60_000)
     panel.close()  # the popup lost focus
@@ -237,8 +234,7 @@ def test_cancel_stops_the_answer_and_the_options_page_changes_what_the_host_uses
 
 
 def cancel_a_slow_answer(browser, installed):
-    panel = open_panel(browser)
-    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    panel = fresh_panel(browser)
     ask(panel, QUESTION)
     panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
     started = time.monotonic()
@@ -247,18 +243,15 @@ def cancel_a_slow_answer(browser, installed):
     assert time.monotonic() - started < 15  # not the slow page's 30 s
     assert "Cancelled" in panel.inner_text(".turn .run-error")
     assert panel.is_enabled("#ask-web")
-    assert server_status(installed)["running"] == 0  # the host stopped working on it, too
+    assert server_status(installed.parent.parent / "data")["running"] == 0  # the host stopped working on it, too
     panel.close()
 
 
 @pytest.mark.slow
 def test_ask_about_this_page_reads_the_rendered_page_and_cites_it(browser, web):
-    page = browser.new_page()
-    page.goto(web.url + "/app")
-    page.wait_for_selector("body[data-rendered=yes]")
+    page = rendered_app(browser, web)
     assert "Orrin" not in httpx.get(web.url + "/app").text.split("<script>")[0]  # only in the rendered DOM
-    panel = open_panel(browser)
-    panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+    panel = fresh_panel(browser)
     page.bring_to_front()  # the tab the question is about is the active one
     fetched = web.count("/app")
     ask(panel, "When was the Orrin signal tower rebuilt?", about_page=True)
@@ -266,7 +259,7 @@ def test_ask_about_this_page_reads_the_rendered_page_and_cites_it(browser, web):
     assert web.count("/app") == fetched  # read as the browser shows it, not fetched again
     assert "1962" in panel.inner_text(".answer.final")
     assert "Kelmer Point history" in panel.inner_text(".turn .about")
-    hrefs = [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
+    hrefs = cited(panel)
     assert hrefs and all(href.startswith(web.url + "/app#:~:text=") for href in hrefs), hrefs
     rendered = words(page.inner_text("body"))
     assert all(term in rendered for href in hrefs for term in fragment_terms(href))
@@ -276,9 +269,7 @@ def test_ask_about_this_page_reads_the_rendered_page_and_cites_it(browser, web):
 
 @pytest.mark.slow
 def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web):
-    page = browser.new_page()
-    page.goto(web.url + "/app")
-    page.wait_for_selector("body[data-rendered=yes]")
+    page = rendered_app(browser, web)
     page.evaluate("() => getSelection().selectAllChildren(document.querySelector('article p'))")
     worker = browser.service_workers[0]
     worker.evaluate("""() => {  // keep a copy of each request the background sends the host
@@ -296,7 +287,7 @@ def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web)
     panel = open_panel(browser)
     panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
     assert "Orrin signal tower" in panel.inner_text(".turn .question")
-    hrefs = [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
+    hrefs = cited(panel)
     assert hrefs and all(href.startswith(web.url + "/app#:~:text=") for href in hrefs), hrefs
     sent = worker.evaluate("() => sent.filter((r) => r.type === 'ask_page').map((r) => r.page.selection)")
     assert len(sent) == 1 and sent[0].startswith("The Orrin signal tower on Kelmer Point was rebuilt in 1962")
@@ -325,8 +316,7 @@ def test_a_host_that_dies_mid_answer_is_said_and_what_was_shown_stays_with_a_ret
     preferences = data / "preferences.json"
     preferences.write_text('{"searxng_url": "%s/slow-first"}' % web.url)  # the host's own file
     try:
-        panel = open_panel(browser)
-        panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+        panel = fresh_panel(browser)
         ask(panel, QUESTION)
         panel.wait_for_selector(".stages li.running[data-stage=fetch]", timeout=120_000)
         hosts = host_pids(data)
@@ -350,8 +340,7 @@ def test_the_hosts_own_message_is_shown_when_there_is_nothing_to_answer_from(bro
     preferences = installed.parent.parent / "data" / "preferences.json"
     preferences.write_text('{"searxng_url": "%s/down"}' % web.url)  # the search engine is down
     try:
-        panel = open_panel(browser)
-        panel.click("#new-conversation") if panel.is_enabled("#new-conversation") else None
+        panel = fresh_panel(browser)
         ask(panel, QUESTION)
         panel.wait_for_selector(".turn[data-status=error] .run-error", timeout=120_000)
         assert "no search results" in panel.inner_text(".turn .run-error")

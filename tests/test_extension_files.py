@@ -26,6 +26,14 @@ PERMISSION_USES = {"nativeMessaging": "chrome.runtime.connectNative", "sidePanel
                    "storage": "chrome.storage.session"}  # memory only: the conversation outlives the worker
 
 
+def run_module(script: str) -> dict:
+    """Run ``script`` as an ES module in Node beside the extension's files; the JSON it prints."""
+    run = subprocess.run(["node", "--input-type=module", "-e", script], cwd=EXTENSION,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
 def test_every_file_the_pages_load_is_in_the_repository_and_nothing_comes_from_elsewhere():
     for page, text in PAGES.items():
         for reference in re.findall(r'(?:src|href)="([^"]+)"', text):
@@ -103,10 +111,7 @@ console.log(JSON.stringify(out));
 
 
 def test_citation_links_point_at_the_quoted_passage_and_only_at_sources():
-    run = subprocess.run(["node", "--input-type=module", "-e", NODE_CHECKS], cwd=EXTENSION,
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = run_module(NODE_CHECKS)
     # A long quote by its first and last words, with - , & escaped; a page's own fragment kept.
     assert out["long"] == ("https://a.example/p#:~:text=The%20lighthouse%20was%20first%20lit,"
                            "Ada%2DLane%2C%20after%20years%20of%20work")
@@ -143,10 +148,7 @@ console.log(JSON.stringify({ said, pages }));
 
 
 def test_each_way_the_host_cannot_be_reached_gets_what_to_run_and_closed_pages_are_named():
-    run = subprocess.run(["node", "--input-type=module", "-e", FAILURE_CHECKS], cwd=EXTENSION,
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = run_module(FAILURE_CHECKS)
     kinds = [(s["kind"], s["commands"][0]) for s in out["said"]]
     assert kinds == [("missing", "localsearch install-host"),
                      ("forbidden", "LOCALSEARCH_HOST_EXTENSIONS=abcd localsearch install-host"),
@@ -206,10 +208,7 @@ console.log(JSON.stringify(out));
 
 
 def test_the_state_sends_follow_ups_the_host_can_answer_and_says_what_was_lost():
-    run = subprocess.run(["node", "--input-type=module", "-e", STATE_CHECKS], cwd=EXTENSION,
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = run_module(STATE_CHECKS)
     assert out["kept"] == {"conversation_id": "c1"}
     assert out["off"] == {"conversation": [{"question": "When was it lit?", "answer": "In 1887 [1].", "reply": "r"},
                                            {"question": "How tall?", "answer": "41 m [1]."}]}

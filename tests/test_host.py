@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Inbox
+from helpers import Inbox, stop_server
 from localsearch.config import Config
 from localsearch.host import EXTENSION_ID, GECKO_ID, caller_refusal
 from localsearch.native import FrameError, join_parts, read_message
@@ -112,14 +112,7 @@ def environment(tmp_path_factory, web):
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_LLM": "false",
                    "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.1"}
     yield environment
-    socket_file = folder / "data" / "serve.sock"
-    if socket_file.exists():  # a server a failed test left running: ask it its pid, and stop it
-        from localsearch.server import remote_stream
-
-        config = Config.load(overrides={"data_dir": str(folder / "data")})
-        for message in remote_stream(config, {"id": "s", "type": "status"}) or []:
-            if message["type"] == "status":
-                os.kill(message["data"]["pid"], 15)
+    stop_server(folder / "data")
 
 
 @pytest.mark.slow
