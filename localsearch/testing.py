@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -179,7 +180,7 @@ def localsearch_home(tmp_path, monkeypatch, localsearch_web) -> Path:
     which the URL policy refuses by default); no third-party plugin loads but those a test
     registers (as long as nothing in the test process loaded plugins before: localsearch loads
     them once per process)."""
-    for key in [k for k in __import__("os").environ if k.startswith("LOCALSEARCH_")]:
+    for key in [k for k in os.environ if k.startswith("LOCALSEARCH_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("LOCALSEARCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LOCALSEARCH_CONFIG", str(tmp_path / "config.toml"))
