@@ -16,7 +16,7 @@ from .harness import Row, Settings, isolate_environment, load_config, machine, s
 
 NAMES = {1: "1 LLM", 2: "2 Embedding", 3: "3 Extraction", 4: "4 Fetch", 5: "5 Retrieval", 6: "6 End to end",
          7: "7 Answer quality", 8: "8 Native host",
-         9: "9 Browser fetch"}
+         9: "9 Browser fetch", 10: "10 Images", 11: "11 Image tools"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -52,7 +52,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def benchmarks(web, config, settings, home: Path, charts: dict) -> dict:
     """Benchmark number -> a function returning its rows (run in this order: the store is last,
     as growing it to a million passages is the longest part)."""
-    from . import browser, e2e, embedding, extraction, fetching, host, llm, quality, retrieval
+    from . import browser, e2e, embedding, extraction, fetching, host, images, llm, ocr, quality, retrieval
 
     def end_to_end():
         rows, runs = e2e.run(web, settings, home / "e2e")
@@ -68,6 +68,8 @@ def benchmarks(web, config, settings, home: Path, charts: dict) -> dict:
         7: lambda: quality.run(web, settings, home),
         8: lambda: host.run(web, settings, home / "host"),
         9: lambda: browser.run(config, settings, web),
+        10: lambda: ocr.run(config, settings, web),
+        11: lambda: images.run(config, settings),
         5: lambda: retrieval.run(config, settings, str(home / "scale")),
     }
 

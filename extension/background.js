@@ -5,6 +5,8 @@
 // while idle comes back with it.
 
 import { HostConnection, pageForHost } from "./lib/host.js";
+import { TEXT_MENU, TOOLS_MENU, imageFields, imageOutcome, imageRequest, toBase64, toolMenuId, toolOfMenu }
+  from "./lib/image.js";
 import { activeTab, readTab } from "./lib/page.js";
 import { apply, begin, cancelled, followUp, initialState, lost, reopen, restored, startOver } from "./lib/state.js";
 
@@ -15,6 +17,7 @@ const MENU_ID = "ask-about-selection";
 const state = initialState();
 const panels = new Set();
 const waiting = new Map(); // id -> {messages, resolve}: requests whose whole reply is awaited
+let image = null; // the last image request's outcome (kept out of the saved state: a result can be megabytes)
 let idleTimer = null;
 let saveTimer = null;
 let counter = 0;
@@ -192,7 +195,11 @@ chrome.runtime.onConnect.addListener(async (port) => {
     state.connection = { status: "idle", failure: null }; // tried again: the user may have fixed it
     host.open();
   }
-  if (panels.has(port)) port.postMessage({ type: "state", state });
+  if (panels.has(port)) {
+    port.postMessage({ type: "state", state });
+    if (image) port.postMessage({ type: "image", image });
+  }
+  refreshToolsMenu();
 });
 
 // The options page asks for and saves the preferences the host keeps.
@@ -221,9 +228,59 @@ chrome.commands.onCommand.addListener((command, tab) => {
   if (command === "open-panel") Promise.resolve(openPanel(tab?.windowId)).catch(() => {});
 });
 
-chrome.runtime.onInstalled.addListener(() => {
-  chrome.contextMenus.create({ id: MENU_ID, title: "Ask localsearch about “%s”", contexts: ["selection"] });
-});
+// The menus: a question about the selection; on images, their text and the host's image tools
+// (listed when the host is reached, kept by the browser until they change).
+function buildMenus(tools = []) {
+  chrome.contextMenus.removeAll(() => {
+    chrome.contextMenus.create({ id: MENU_ID, title: "Ask localsearch about “%s”", contexts: ["selection"] });
+    chrome.contextMenus.create({ id: TEXT_MENU, title: "Extract text with localsearch", contexts: ["image"] });
+    if (!tools.length) return;
+    chrome.contextMenus.create({ id: TOOLS_MENU, title: "localsearch image tools", contexts: ["image"] });
+    for (const tool of tools.filter((t) => !t.mask)) { // a tool that needs a mask needs a drawing first
+      chrome.contextMenus.create({ id: toolMenuId(tool.name), parentId: TOOLS_MENU, contexts: ["image"],
+                                   title: `${tool.name} (${tool.family})` });
+    }
+  });
+}
+
+let toolsListed = "";
+async function refreshToolsMenu() {
+  const [reply] = await requestAll({ type: "image_tools" });
+  if (reply?.type !== "image_tools") return;
+  const listed = JSON.stringify(reply.data.tools.map((t) => [t.name, t.family, t.mask]));
+  if (listed !== toolsListed) buildMenus(reply.data.tools);
+  toolsListed = listed;
+}
+
+chrome.runtime.onInstalled.addListener(() => buildMenus());
+
+function showImage(outcome) {
+  image = outcome;
+  broadcast({ type: "image", image });
+}
+
+// Reads the image the menu was opened on (as the user's browser sees it) and asks the host.
+async function runImage(info, tab) {
+  await ready;
+  const source = info.srcUrl || "";
+  const tool = toolOfMenu(info.menuItemId);
+  showImage({ kind: tool ? "tool" : "text", tool, source, status: "running" });
+  let base64 = null;
+  try {
+    const response = await fetch(source, { credentials: "include" });
+    if (response.ok) base64 = toBase64(await response.arrayBuffer());
+  } catch {
+    // Not readable from here (a blocked address, a server that refuses): the host may fetch it.
+  }
+  let request;
+  try {
+    request = imageRequest(info.menuItemId, imageFields(source, base64), tab?.url || "");
+  } catch (error) {
+    return showImage({ kind: tool ? "tool" : "text", tool, source, status: "error", error: error.message });
+  }
+  const messages = await requestAll(request);
+  showImage(imageOutcome({ ...request, url: source }, messages));
+}
 
 async function askAboutSelection(info, tab) {
   await ready;
@@ -233,11 +290,13 @@ async function askAboutSelection(info, tab) {
 }
 
 chrome.contextMenus.onClicked.addListener((info, tab) => {
-  if (info.menuItemId !== MENU_ID) return;
+  const forImage = info.menuItemId === TEXT_MENU || toolOfMenu(info.menuItemId) !== null;
+  if (info.menuItemId !== MENU_ID && !forImage) return;
   // First, while the click still counts as the user's gesture (it is refused after an await).
   Promise.resolve(openPanel(tab.windowId)).catch(() => {});
-  askAboutSelection(info, tab);
+  if (forImage) runImage(info, tab);
+  else askAboutSelection(info, tab);
 });
 
 // For tests and the devtools console: the entry points the menu and the panels use.
-globalThis.localsearch = { state, host, ask, askAboutSelection };
+globalThis.localsearch = { state, host, ask, askAboutSelection, runImage, refreshToolsMenu };

@@ -2,7 +2,8 @@
 // keeps the answer going when this view closes, and draws what it reports.
 
 import { apply } from "./lib/state.js";
-import { el, failure, turn } from "./lib/render.js";
+import { downloadName } from "./lib/image.js";
+import { el, failure, imageView, turn } from "./lib/render.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#ask");
@@ -17,6 +18,7 @@ function connect() {
   background.onMessage.addListener((message) => {
     if (message.type === "state") state = message.state;
     else if (message.type === "host") apply(state, message.message);
+    else if (message.type === "image") return drawImage(message.image);
     else if (message.type === "reply") {
       replies.get(message.token)?.(message.messages);
       replies.delete(message.token);
@@ -68,6 +70,18 @@ function draw() {
   for (const button of [$("#ask-web"), $("#ask-page")]) button.disabled = running;
   $("#new-conversation").disabled = !state.conversationId && !runs.length;
   $("#conversation").lastElementChild?.scrollIntoView({ block: "end" });
+}
+
+// An image's text or a tool's result, above the conversation until closed.
+function drawImage(image) {
+  const box = $("#image");
+  box.hidden = !image;
+  if (!image) return box.replaceChildren();
+  const shown = { ...image, download: downloadName(image.source, image.tool) };
+  box.replaceChildren(imageView(shown, {
+    onCopy: () => navigator.clipboard.writeText(image.text || "").catch(() => box.querySelector("textarea")?.select()),
+    onClose: () => drawImage(null),
+  }));
 }
 
 async function ask(aboutPage) {

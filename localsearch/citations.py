@@ -75,7 +75,8 @@ def make_citation(n: int, source: Source, candidate: Passage, sentence: str, sco
               supported: bool, reason: str = "") -> Citation:
     return Citation(n=n, url=source.url, title=source.title, quote=candidate.text,
                     supported=supported, sentence=sentence, score=round(score, 3),
-                    start=candidate.start, end=candidate.end, reason=reason, section=candidate.section)
+                    start=candidate.start, end=candidate.end, reason=reason, section=candidate.section,
+                    image=candidate.image)
 
 
 _TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")

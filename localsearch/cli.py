@@ -109,6 +109,9 @@ def _progress(event, show):
         line, colour = f"  {data['stage']:<9} {data['seconds']:6.2f}s  {detail}", "bright_black"
     elif event.type == "page" and data["status"] not in ("ok", "cached"):
         line = f"  ! {data['url']}: {data['status']} {data.get('reason', '')}".rstrip()
+    elif event.type == "page" and any(i["status"] not in ("ok", "skipped", "no text") for i in data.get("images", [])):
+        line = "\n".join(f"  ! image {i['url']}: {i['status']} {i.get('reason', '')}".rstrip()
+                         for i in data["images"] if i["status"] not in ("ok", "skipped", "no text"))
     elif event.type == "warning":
         line = f"  ! {data['message']}"
     if line:
@@ -119,6 +122,8 @@ def _print_answer(answer):
     for citation in answer["citations"]:
         quote = citation["quote"] if len(citation["quote"]) < 160 else citation["quote"][:157] + "..."
         where = f" ({citation['section']})" if citation.get("section") else ""
+        if citation.get("image"):
+            where += f"\n      read in the image {citation['image']}"
         if citation["supported"]:
             click.echo(f"  [{citation['n']}] {click.style('✓', fg='green')} “{quote}”{where}")
         else:

@@ -85,6 +85,15 @@ CORE_SETTINGS = [
     Setting("answer_from_evidence", True, "the model's answer stands only if what a source supports in it "
                                          "rests on the extractive answer's sentences (off: on any source sentence)"),
     Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),
+    Setting("ocr_images", False, "read the text in the images of the pages a search finds (OCR; about 1-2 s an "
+            "image on 2 cores; needs the image extra) and cite it like the page's own text"),
+    Setting("ocr_page_images", True, "read the text in the images of a page the browser sends with 'ask about "
+            "this page'"),
+    Setting("images_per_question", 5, "most images read for one question (the largest first)"),
+    Setting("image_seconds", 15.0, "most seconds one question spends reading images; the rest are left unread"),
+    Setting("image_max_bytes", 5_000_000, "larger images are not read (checked while they download)", minimum=1),
+    Setting("image_min_side", 100, "images the page shows smaller than this many pixels wide or high are not read "
+            "(icons, bullets, spacers)"),
     Setting("min_words", 20, "pages whose main text has fewer words are skipped as 'no content'"),
     Setting("support_threshold", 0.5, "similarity below which a cited sentence is flagged unsupported"),
 ]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from . import page_images
 from .errors import PluginError
 from .events import Run
 from .outgoing import carry, recording
@@ -115,11 +116,15 @@ async def _checked_page(url: str, policy, workers: Workers, config):
 
 
 async def _first_page(url: str, config, workers: Workers):
-    """``fetch_page`` as a firstresult hook whose implementations may be async: each is asked
-    in pluggy's order and its awaitable awaited, so an async fetcher that resolves to None
-    declines the URL like a plain one. A blocking implementation runs on the fetch pool."""
-    arguments = {"url": url, "config": config}
-    for implementation in reversed(pm.hook.fetch_page.get_hookimpls()):
+    return await first_result(pm.hook.fetch_page, {"url": url, "config": config}, workers)
+
+
+async def first_result(hook, arguments: dict, workers: Workers):
+    """A firstresult fetch hook (``fetch_page``, ``fetch_image``) whose implementations may be
+    async: each is asked in pluggy's order and its awaitable awaited, so an async fetcher that
+    resolves to None declines the URL like a plain one. A blocking implementation runs on the
+    fetch pool."""
+    for implementation in reversed(hook.get_hookimpls()):
         if implementation.hookwrapper or implementation.wrapper:
             continue  # wrappers cannot wrap an awaited call; documented in the hook reference
         call_arguments = [arguments[name] for name in implementation.argnames]
@@ -135,19 +140,30 @@ async def _first_page(url: str, config, workers: Workers):
     return None
 
 
-def extract(page: Page, config) -> tuple[Document | None, str]:
-    """The page's document, or None and the reason it has none."""
+def extract(page: Page, config, given: bool = False) -> tuple[Document | None, str]:
+    """The page's document, or None and the reason it has none. One whose images are to be
+    read may be short for now: ``enough_words`` decides once their text is in."""
     try:
         document = pm.hook.extract_document(page=page, config=config)
     except Exception as error:  # a page that breaks the extractor is skipped, not fatal
         return None, f"extractor failed: {type(error).__name__}: {error}"
     if document is not None and not isinstance(document, Document):
         return None, f"the extractor returned {type(document).__name__}, not a Document"
+    if document is not None and page_images.wanted(document, given, config):
+        return document, ""
     if document is None or not document.text.strip():
         return None, "no main text found on the page"
-    if len(document.text.split()) < config.min_words:  # menus and cookie notes are not content
-        return None, f"main text has fewer than {config.min_words} words"
-    return document, ""
+    return document, enough_words(document, config, given)
+
+
+def enough_words(document: Document, config, given: bool = False) -> str:
+    """Why the document is too short to be content, or "". A page the user asks about
+    (``given``) is read however short it is."""
+    if not document.text.strip():
+        return "no main text found on the page"
+    if not given and len(document.text.split()) < config.min_words:  # menus and cookie notes are not content
+        return f"main text has fewer than {config.min_words} words"
+    return ""
 
 
 def read(urls: list[str], given: list[Page], store, policy, workers: Workers, run: Run,
@@ -181,15 +197,30 @@ def read(urls: list[str], given: list[Page], store, policy, workers: Workers, ru
         if not page.ok:
             continue
         run.check()
-        document, reason = extract(page, run.config)
-        if document is None:
+        document, reason = extract(page, run.config, page.url in given_urls)
+        if document is None or reason:
             yield pages.set(page.url, FetchStatus.NO_CONTENT, reason)
             continue
         document.url = page.url  # the URL asked for stays the key, whatever redirects said
         document.fetched_at = now
-        document.content_hash = hashlib.sha256(document.text.encode("utf-8")).hexdigest()
         extracted.append(document)
     yield run.end("extract", documents=len(extracted))
+
+    with_images = [d for d in extracted if page_images.wanted(d, d.url in given_urls, run.config)]
+    images: dict[str, list] = {}
+    if with_images:
+        yield run.start("images")
+        images = page_images.read_images(with_images, policy, workers, run)
+        yield run.end("images", images=sum(r.status == FetchStatus.OK for read in images.values() for r in read))
+    kept = []
+    for document in extracted:
+        reason = enough_words(document, run.config, document.url in given_urls)
+        if reason:
+            yield pages.set(document.url, FetchStatus.NO_CONTENT, reason, **_images_detail(images, document.url))
+            continue
+        document.content_hash = hashlib.sha256(document.text.encode("utf-8")).hexdigest()
+        kept.append(document)
+    extracted = kept
 
     changed = []
     for document in extracted:
@@ -200,9 +231,13 @@ def read(urls: list[str], given: list[Page], store, policy, workers: Workers, ru
             changed.append(document)
         pages.documents[document.url] = document
         yield pages.set(document.url, FetchStatus.OK, title=document.title, chars=len(document.text),
-                        size=sizes.get(document.url, 0))
+                        size=sizes.get(document.url, 0), **_images_detail(images, document.url))
     pages.new += chunk(changed, run.config)
     return pages
+
+
+def _images_detail(images: dict, url: str) -> dict:
+    return {"images": [r.to_dict() for r in images[url]]} if images.get(url) else {}
 
 
 def chunk(documents: list[Document], config) -> list[tuple[Document, list[Passage]]]:

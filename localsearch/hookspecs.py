@@ -189,3 +189,32 @@ def image_text(image, url, alt, page_url, config):
     file, an SVG, one too large); one that raises anything else is reported and the others'
     text still counts.
     """
+
+
+@hookspec
+def register_image_tools(register, config):
+    """Offer image tools: image in, image out (upscaling, erasing, restoring, removing a background).
+
+    Called each time the tools are listed or one is run, all implementations, one plugin at a
+    time (one that raises is reported and costs only its own tools). Call ``register(tool)``
+    per tool: an object with ``name`` (str, what ``localsearch image run`` selects), ``family``
+    (``super-resolution``, ``inpainting``, ``restoration``, ``background-removal`` or a
+    plugin's own), ``description``, ``options`` (``{name: default}``) and
+    ``run(image, mask, options) -> bytes``: ``image`` and ``mask`` (``None`` unless the family
+    takes one) are the files' bytes, the result is a PNG. ``run`` raises
+    ``localsearch.errors.ImageError`` for an image it cannot take and ``PluginError`` for a
+    model that does not fit its family. Of two tools with one name, the first registered is used.
+    """
+
+
+@hookspec(firstresult=True)
+def fetch_image(url, config, limit):
+    """Fetch one image a page shows, for ``image_text``.
+
+    firstresult, with awaitables resolved, called like ``fetch_page`` (an ``async def``
+    implementation on the pipeline's event loop, any other on a worker thread). Return an
+    ``ImageFile`` (status ``ok`` with the bytes as sent, at most ``limit`` of them, or a failure
+    status with a reason), or ``None`` if this plugin does not fetch this URL. The URL has
+    passed the URL policy; every redirect must be checked with ``localsearch.urlpolicy`` too.
+    Must not raise for anything a server can do.
+    """

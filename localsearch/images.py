@@ -1,14 +1,21 @@
-"""Text from images: every ``image_text`` plugin asked about one image, each on its own (one that
-fails costs only its own text). What the CLI's ``localsearch image ocr`` and, later, extraction use.
+"""Images: their text (every ``image_text`` plugin asked about one image, each on its own, one that
+fails costing only its own text; what ``localsearch image ocr`` and, later, extraction use) and the
+image tools (``register_image_tools``: image in, image out; ``localsearch image tools`` / ``run``).
 """
 
 from __future__ import annotations
 
-from .errors import ImageError
-from .plugins import load_plugins, pm
+import logging
+
+from .errors import ImageError, LocalsearchError, PluginError
+from .plugins import implementations, load_plugins, pm
 from .types import ImageText
 
-__all__ = ["read_text"]
+__all__ = ["read_text", "image_tools", "run_tool", "takes_mask"]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_text(image: bytes, config, url: str = "", alt: str = "", page_url: str = "") -> tuple[list[ImageText], list[str]]:
@@ -33,3 +40,93 @@ def read_text(image: bytes, config, url: str = "", alt: str = "", page_url: str 
         raise refusals[0]
     problems.extend(str(r) for r in refusals)
     return texts, problems
+
+
+def image_tools(config, problems: list[str] | None = None) -> dict[str, object]:
+    """Every plugin's image tools by name. Each plugin's ``register_image_tools`` is called on its
+    own: one that raises costs only its own tools, and why is appended to ``problems`` (and
+    logged). Of two tools with one name, the first registered is used."""
+    load_plugins()
+    found = [] if problems is None else problems
+    tools: dict[str, object] = {}
+    owners: dict[str, str] = {}
+    for plugin_name, call in implementations("register_image_tools"):
+        offered: list[object] = []
+        try:
+            call(register=offered.append, config=config)
+        except Exception as error:
+            reason = str(error) if isinstance(error, LocalsearchError) else f"{type(error).__name__}: {error}"
+            found.append(f"plugin {plugin_name!r}: register_image_tools failed ({reason}); its image tools are "
+                         f"not available")
+            continue
+        for tool in offered:
+            name = getattr(tool, "name", None)
+            if not isinstance(name, str) or not name or not callable(getattr(tool, "run", None)):
+                found.append(f"plugin {plugin_name!r} registered {tool!r}, which is not an image tool (it needs a "
+                             f"name and a run method); it is ignored")
+            elif name in tools:
+                found.append(f"image tool {name!r} is registered by plugins {owners[name]!r} and {plugin_name!r}; "
+                             f"the one of plugin {owners[name]!r} is used")
+            else:
+                tools[name], owners[name] = tool, plugin_name
+    for problem in found:
+        logger.warning("%s", problem)
+    return tools
+
+
+def takes_mask(tool) -> bool:
+    """Whether ``tool`` works on the area a mask marks (its ``takes_mask``, else: it inpaints)."""
+    declared = getattr(tool, "takes_mask", None)
+    return bool(declared) if declared is not None else getattr(tool, "family", "") == "inpainting"
+
+
+def run_tool(name: str, image: bytes, config, mask: bytes | None = None, options: dict | None = None) -> bytes:
+    """The PNG the image tool ``name`` makes of ``image`` (and ``mask``, for a tool that takes
+    one), with ``options`` (strings are parsed to the type of the option's default).
+    LocalsearchError for an unknown tool, option or a missing mask; the tool's ImageError for an
+    image it cannot take and PluginError for a model that does not fit."""
+    problems: list[str] = []
+    tools = image_tools(config, problems)
+    tool = tools.get(name)
+    if tool is None:
+        there = ", ".join(sorted(tools)) or "none (set image_tools in the config file: see docs/image-tools.md)"
+        raise LocalsearchError(f"no image tool named {name!r}; the tools there are: {there}"
+                               + "".join(f"; {problem}" for problem in problems))
+    family = getattr(tool, "family", "")
+    if takes_mask(tool) and mask is None:
+        raise LocalsearchError(f"image tool {name!r} ({family}) needs a mask: an image of the same size, white "
+                               f"where the picture is to be filled in")
+    if mask is not None and not takes_mask(tool):
+        raise LocalsearchError(f"image tool {name!r} ({family}) takes no mask")
+    values = _options(name, dict(getattr(tool, "options", None) or {}), options or {})
+    try:
+        result = tool.run(image, mask, values)
+    except LocalsearchError:
+        raise
+    except Exception as error:  # a plugin's bug: reported as the plugin's, not as ours
+        raise PluginError(f"image tool {name!r} failed ({type(error).__name__}: {error})") from error
+    if not isinstance(result, (bytes, bytearray)) or not bytes(result[:8]) == PNG_SIGNATURE:
+        raise PluginError(f"image tool {name!r} returned something that is not a PNG")
+    return bytes(result)
+
+
+def _options(tool: str, defaults: dict, given: dict) -> dict:
+    """The tool's options: its defaults, with ``given`` parsed to each default's type."""
+    values = dict(defaults)
+    for key, raw in given.items():
+        if key not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise LocalsearchError(f"image tool {tool!r} has no option {key!r} (its options: {known})")
+        default = defaults[key]
+        try:
+            if isinstance(raw, str) and isinstance(default, bool):
+                if raw.strip().lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+                    raise ValueError("expected true or false")
+                values[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(raw, str) and isinstance(default, (int, float)):
+                values[key] = type(default)(raw)
+            else:
+                values[key] = raw
+        except ValueError as error:
+            raise LocalsearchError(f"image tool {tool!r}: option {key}={raw!r} is not valid ({error})") from None
+    return values

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
-           "CONTROL_REQUESTS", "DATA_REQUESTS",
+           "CONTROL_REQUESTS", "DATA_REQUESTS", "IMAGE_REQUESTS", "MAX_IMAGE",
            "BROWSER_SETTINGS", "SERVER_SETTINGS", "ProtocolError", "check_request", "check_settings", "message",
            "error_message"]
 
 PROTOCOL_VERSION = 1
 MAX_HTML = 10_000_000  # characters of a page the browser sends; a longer one is refused
+MAX_IMAGE = 20_000_000  # characters of base64 of an image the browser sends (15 MB): a frame holds 64 MiB
 
 
 @dataclass(frozen=True)
@@ -66,20 +67,34 @@ REQUESTS: dict[str, dict[str, Field]] = {
                "all": Field(bool, False, None, "delete every conversation (instead of `conversation_id`)")},
     "preferences": {"set": Field(dict, False, 10, "preferences to change first (a value of null forgets one); "
                                                   "without it, the request only reads them")},
+    "image_text": {"image": Field(str, False, MAX_IMAGE, "the image's bytes, base64 (or a `data:` URL)"),
+                   "url": Field(str, False, 4096, "where the image is; fetched under the URL policy when `image` "
+                                                  "is not sent"),
+                   "page_url": Field(str, False, 4096, "the page it is on")},
+    "image_run": {"tool": Field(str, True, 100, "the image tool to run (see `image_tools`)"),
+                  "image": Field(str, False, MAX_IMAGE, "the image's bytes, base64 (or a `data:` URL)"),
+                  "url": Field(str, False, 4096, "where the image is; fetched under the URL policy when `image` "
+                                                 "is not sent"),
+                  "mask": Field(str, False, MAX_IMAGE, "for a tool that takes one: base64 of an image of the same "
+                                                       "size, white where the picture is to be filled in"),
+                  "options": Field(dict, False, 20, "the tool's options, by name")},
+    "image_tools": {},
     "cancel": {"target": Field(str, True, 128, "the `id` of a request of the same connection")},
     "status": {},
     "ping": {},
 }
 # Messages back: every pipeline event, plus the answers to `status` and `ping`.
 MESSAGES = {
-    "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, retrieve, answer, verify; index in an `index` request)",
+    "stage_start": "a stage began: `stage` (load, plan, search, fetch, extract, images, retrieve, answer, verify; index in an "
+                   "`index` request)",
     "stage_end": "a stage ended: `stage`, `seconds`, and what it did (`pages`, `results`, `first_token` ...)",
     "search_results": "the fused results (`results`) and each engine's outcome (`engines`: `status` ok, empty, "
                       "rate-limited, blocked, error or timeout, `count`, `seconds`, `error`, and `fallback` for an "
                       "engine of `fallback_engines` that was tried)",
     "page": "one URL's status: `url`, `status` (ok, cached, blocked, timeout, too large, not HTML, HTTP error, "
             "redirect loop, error, no content), `reason`, `title`; read pages also `chars` (of text) and `size` "
-            "(characters of HTML)",
+            "(characters of HTML), and `images` when their text was to be read: each `url`, `status` (ok, skipped, "
+            "unreadable, no text, or a fetch status), `reason`, `lines`, `seconds`",
     "sources": "the numbered `sources` and the best `passages` (all a `search` request returns)",
     "extractive_answer": "the answer made of the best source sentences, in the `answer` shape, at once",
     "answer_delta": "a piece of the model's answer as it is written (`text`), not yet checked",
@@ -98,6 +113,11 @@ MESSAGES = {
     "preferences": "the answer to `preferences`: `values` (what the browser's questions use), `saved` (the "
                    "values the options page set, which override the config's), `help` (what each does) and "
                    "`engines` (the search engines installed)",
+    "image_text": "the answer to `image_text`: `lines` (each `text`, `box` (four [x, y] corners in the image's "
+                  "pixels), `confidence` and `kind`), `text` (the lines, one per line) and `problems`",
+    "image_result": "the answer to `image_run`: `tool`, `image` (base64 of the PNG made), `type`, `width`, `height`",
+    "image_tools": "the answer to `image_tools`: `tools`, each `name`, `family`, `description`, `options` (name: "
+                   "default) and `mask` (whether it takes one)",
     "done": "the request finished (`timings`; `ask`, `ask_page`, `search`: `requests`, every request the question "
             "sent out; an `index` request: `pages` and `passages`; `cancel`: "
             "`cancelled`, whether there was such a request; `delete`: `deleted`, how many conversations)",
@@ -105,11 +125,13 @@ MESSAGES = {
 }
 MESSAGE_TYPES = tuple(MESSAGES)
 assert set(MESSAGE_TYPES) == set(EVENT_TYPES) | {"status", "pong", "conversations", "conversation",
-                                                  "preferences"}, \
+                                                  "preferences", "image_text", "image_result", "image_tools"}, \
     "every event type is a documented message"
 # Requests answered at once, beside the questions being worked on (they never wait for a worker);
 # those that read or write files of the data directory, each on a thread of its own.
-DATA_REQUESTS = ("history", "conversation", "delete", "preferences")
+DATA_REQUESTS = ("history", "conversation", "delete", "preferences", "image_tools")
+# Requests worked on like questions (a worker each, the same queue), with no pipeline.
+IMAGE_REQUESTS = ("image_text", "image_run")
 CONTROL_REQUESTS = ("ping", "status", "cancel", *DATA_REQUESTS)
 CLIENTS = ("browser", "cli")
 

@@ -25,8 +25,9 @@ from .errors import LocalsearchError
 from .events import warning
 from .history import History, HistoryError
 from . import preferences
-from .protocol import (CLIENTS, CONTROL_REQUESTS, DATA_REQUESTS, PROTOCOL_VERSION, ProtocolError, check_request,
-                       check_settings, error_message, message)
+from .image_requests import image_events, tools_listed
+from .protocol import (CLIENTS, CONTROL_REQUESTS, DATA_REQUESTS, IMAGE_REQUESTS, PROTOCOL_VERSION, ProtocolError,
+                       check_request, check_settings, error_message, message)
 from .types import Event, Page
 
 __all__ = ["Session", "stream", "message", "events_of"]
@@ -189,6 +190,8 @@ class Session:
         check_settings(settings, job.client)
         if job.client == "browser":  # the options page's choices, then the request's own
             settings = preferences.applied(self.config, settings)
+        if job.kind in IMAGE_REQUESTS:
+            return image_events(job.kind, fields, self.config, job.cancel)
         if job.kind in ("ask", "ask_page"):
             keep = self.config.replace(**settings).history if "history" in settings else self.config.history
             conversation_id = fields.get("conversation_id")
@@ -234,6 +237,9 @@ class Session:
             try:
                 if kind == "preferences":
                     yield from self._preferences(id, fields)
+                elif kind == "image_tools":
+                    yield message(id, "image_tools", {"tools": tools_listed(self.config)})
+                    yield message(id, "done")
                 else:
                     yield from self._history(id, kind, fields, client)
             except (HistoryError, preferences.PreferencesError) as error:
@@ -316,6 +322,8 @@ def _checked(request, client: str) -> tuple[str, str, dict]:
         raise ProtocolError(f"unknown client {client!r}", id)
     if kind == "ask_page" and not fields["page"]["url"].lower().startswith(("http://", "https://")):
         raise ProtocolError("the page's url must be an http or https address", id)
+    if kind in IMAGE_REQUESTS and not (fields.get("image") or fields.get("url")):
+        raise ProtocolError("send the image (`image`, base64) or its address (`url`)", id)
     return id, kind, fields
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "SearchResult",
     "Page",
     "Block",
+    "PageImage",
     "Document",
     "Passage",
     "Source",
@@ -21,6 +22,8 @@ __all__ = [
     "Answer",
     "Event",
     "FetchStatus",
+    "ImageFile",
+    "ImageText",
 ]
 
 
@@ -43,6 +46,7 @@ class FetchStatus:
     NO_CONTENT = "no content"
     NO_FETCHER = "no fetcher"
     BLOCKED = "blocked"  # the URL policy refused it (a private address, a file: URL, ...)
+    NOT_IMAGE = "not an image"  # an image URL that answered with something else
 
 
 @dataclass
@@ -87,6 +91,19 @@ class Block(_Dict):
     end: int
     kind: str = "text"
     section: str = ""
+    image: str = ""  # the URL of the image this text was read from (OCR), "" for the page's own text
+
+
+@dataclass
+class PageImage(_Dict):
+    """An image in a page's main content: where it is, what its alt text says, the section it
+    sits in, and its size as the HTML states it (0 when not stated)."""
+
+    url: str
+    alt: str = ""
+    section: str = ""
+    width: int = 0
+    height: int = 0
 
 
 @dataclass
@@ -101,6 +118,7 @@ class Document(_Dict):
     fetched_at: float = 0.0
     content_hash: str = ""
     blocks: list[Block] = field(default_factory=list)
+    images: list[PageImage] = field(default_factory=list)  # found by the extractor, for image_text
 
 
 @dataclass
@@ -108,7 +126,7 @@ class Passage(_Dict):
     """A span of a document: ``text == document.text[start:end]``. ``section`` is the heading
     path it sits under; ``kind`` is ``text`` (prose and list items), ``definition`` (a term
     and its description: the term is the last part of ``section``), ``row`` (table rows) or
-    ``code``."""
+    ``code``. ``image`` is the URL of the image its text was read from, if it was."""
 
     url: str
     text: str
@@ -118,6 +136,7 @@ class Passage(_Dict):
     score: float = 0.0
     section: str = ""
     kind: str = "text"
+    image: str = ""
 
     @property
     def id(self) -> str:
@@ -150,6 +169,7 @@ class Citation(_Dict):
     end: int = 0
     reason: str = ""
     section: str = ""  # the heading path of the quote on its page, shown beside the title
+    image: str = ""  # the image on that page the quote was read from (OCR), if it was
 
 
 @dataclass
@@ -176,6 +196,24 @@ class Event(_Dict):
 
     type: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImageFile:
+    """What a fetcher got for an image URL (``fetch_image``): its bytes, or a status and reason."""
+
+    url: str
+    status: str
+    final_url: str = ""
+    data: bytes = b""
+    content_type: str = ""
+    http_status: int | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == FetchStatus.OK
 
 
 @dataclass

@@ -102,7 +102,8 @@ class ChromaStore:
             self.passages.delete(where={"page": page_id})
         ids = [f"{page_id}:{p.start}-{p.end}" for p in passages]
         metadatas = [{"url": document.url, "page": page_id, "title": document.title or "",
-                      "start": p.start, "end": p.end, "section": p.section, "kind": p.kind} for p in passages]
+                      "start": p.start, "end": p.end, "section": p.section, "kind": p.kind,
+                      **({"image": p.image} if p.image else {})} for p in passages]
         for i in range(0, len(ids), MAX_BATCH):
             self.passages.upsert(ids=ids[i:i + MAX_BATCH], embeddings=vectors[i:i + MAX_BATCH],
                                  documents=[p.text for p in passages[i:i + MAX_BATCH]],
@@ -162,7 +163,7 @@ class ChromaStore:
 def _passage(text, meta, similarity) -> Passage:
     return Passage(url=meta["url"], text=text, start=int(meta["start"]), end=int(meta["end"]),
                    title=meta.get("title", ""), score=round(similarity, 4),
-                   section=meta.get("section", ""), kind=meta.get("kind", "text"))
+                   section=meta.get("section", ""), kind=meta.get("kind", "text"), image=meta.get("image", ""))
 
 
 def _mean(vectors):

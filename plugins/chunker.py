@@ -1,6 +1,7 @@
 """Chunker: passages of whole blocks (paragraphs, list items, definitions, table rows) of one
 section, up to ``chunk_chars`` characters, with offsets into the document text. Code is
-chunked apart from prose, at line ends; a long paragraph is cut between sentences.
+chunked apart from prose, at line ends; a long paragraph is cut between sentences. Text read
+from an image is chunked apart from the page's own, so its passages name the image.
 
 A document without blocks (an extractor that knows no structure) is chunked by its lines."""
 
@@ -60,12 +61,12 @@ def _blocks_of(document) -> list[Block]:
 @hookimpl(trylast=True)
 def chunk_document(document, config):
     limit, text = config.chunk_chars, document.text
-    runs: list[tuple[str, str, list[tuple[int, int]]]] = []  # (section, group, spans)
+    runs: list[tuple[str, str, str, list[tuple[int, int]]]] = []  # (section, group, image, spans)
     for block in _blocks_of(document):
         group = _GROUP.get(block.kind, "text")
-        if not runs or runs[-1][:2] != (block.section, group):
-            runs.append((block.section, group, []))
-        runs[-1][2].extend(_pieces(text, block, limit))
+        if not runs or runs[-1][:3] != (block.section, group, block.image):
+            runs.append((block.section, group, block.image, []))
+        runs[-1][3].extend(_pieces(text, block, limit))
     return [Passage(url=document.url, text=text[s:e], start=s, end=e, title=document.title,
-                    section=section, kind=group)
-            for section, group, spans in runs for s, e in _pack(spans, limit)]
+                    section=section, kind=group, image=image)
+            for section, group, image, spans in runs for s, e in _pack(spans, limit)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Block", "page_blocks", "render"]
+__all__ = ["Block", "Image", "page_blocks", "page_content", "render"]
 
 # Elements whose content is never main text.
 _DROPPED = {"script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "nav",
@@ -45,6 +45,18 @@ class Block:
     kind: str
     text: str
     path: tuple[str, ...] = ()
+
+
+@dataclass
+class Image:
+    """An ``<img>`` of the main content: its address as written (``src``, else a lazy loader's
+    ``data-src``, else the largest of ``srcset``), alt text, heading path and stated size."""
+
+    src: str
+    alt: str = ""
+    path: tuple[str, ...] = ()
+    width: int = 0
+    height: int = 0
 
 
 def _hidden(element) -> bool:
@@ -77,6 +89,7 @@ class _Walker:
         self.headings: list[tuple[int, str]] = []  # (level, text)
         self.terms: list[str] = []  # the definition terms whose description is being read
         self.kind = "text"
+        self.images: list[Image] = []
 
     def path(self) -> tuple[str, ...]:
         return tuple(text for _, text in self.headings) + tuple(self.terms)
@@ -89,6 +102,8 @@ class _Walker:
 
     def walk(self, element) -> None:
         tag = element.tag if isinstance(element.tag, str) else ""
+        if tag in ("img", "picture") and not _hidden(element):
+            self._images(element)  # their text is read by image_text plugins, if wanted
         if not tag or tag in _DROPPED or _hidden(element) or (tag not in ("body", "html") and _furniture(element)):
             self._tail(element)
             return
@@ -144,6 +159,18 @@ class _Walker:
         else:
             self._children(element)
         self._tail(element)
+
+    def _images(self, element) -> None:
+        for img in element.iter("img"):
+            if _hidden(img):
+                continue
+            src = (img.get("src") or "").strip()
+            if not src or src.startswith("data:image/gif"):  # none yet, or a lazy loader's placeholder pixel
+                src = (img.get("data-src") or "").strip() or \
+                    _largest(img.get("srcset") or img.get("data-srcset") or "") or src
+            if src:
+                alt = _SPACE.sub(" ", img.get("alt") or "").strip()[:MAX_PATH_PART]
+                self.images.append(Image(src, alt, self.path(), _pixels(img.get("width")), _pixels(img.get("height"))))
 
     def _children(self, element) -> None:
         if element.text:
@@ -218,9 +245,11 @@ class _Walker:
                 self.flush()
                 continue
             inner = _Walker()
+            inner.headings, inner.terms = self.headings, self.terms
             for cell in row:
                 inner.walk(cell)
                 inner.flush()
+            self.images += inner.images
             text = " ".join(b.text.replace("\n", " ") for b in inner.blocks)
             if text:
                 self.blocks.append(Block("row", text, self.path()))
@@ -300,11 +329,39 @@ def _content_root(tree):
 
 def page_blocks(tree) -> list[Block]:
     """The blocks of a parsed page's main content (``tree``: an lxml.html document)."""
+    return page_content(tree)[0]
+
+
+def page_content(tree) -> tuple[list[Block], list[Image]]:
+    """The blocks and the images of a parsed page's main content."""
     walker = _Walker()
     root = _content_root(tree)
     walker._children(root)
     walker.flush()
-    return walker.blocks
+    return walker.blocks, walker.images
+
+
+def _pixels(value) -> int:
+    match = re.fullmatch(r"\s*(\d{1,6})(?:px)?\s*", value or "")
+    return int(match.group(1)) if match else 0
+
+
+def _largest(srcset: str) -> str:
+    """The candidate of a ``srcset`` with the largest width or density ("a.png 1x, b.png 2x")."""
+    best, best_size = "", -1.0
+    for candidate in srcset.split(","):
+        parts = candidate.split()
+        if not parts:
+            continue
+        size = 1.0
+        if len(parts) > 1:
+            try:
+                size = float(parts[1][:-1]) if parts[1][-1:] in ("w", "x") else 1.0
+            except ValueError:
+                size = 1.0
+        if size > best_size:
+            best, best_size = parts[0], size
+    return best
 
 
 def render(blocks: list[Block]) -> tuple[str, list[tuple[int, int]]]:

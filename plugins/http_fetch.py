@@ -26,7 +26,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from localsearch import hookimpl
 from localsearch.outgoing import record
-from localsearch.types import FetchStatus, Page
+from localsearch.types import FetchStatus, ImageFile, Page
 from localsearch.urlpolicy import UrlPolicy
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -51,6 +51,13 @@ async def fetch_page(url, config):
         return await _fetch_http(url, config)
     if scheme == "file":
         return await asyncio.to_thread(_read_file, url, config)
+    return None
+
+
+@hookimpl(trylast=True)
+async def fetch_image(url, config, limit):
+    if urlsplit(url).scheme.lower() in ("http", "https"):
+        return await _fetch_http(url, config, image_limit=limit)
     return None
 
 
@@ -237,35 +244,39 @@ def _guarded_classes():
     return GuardedBackend, guarded_transport
 
 
-async def _fetch_http(url, config) -> Page:
+async def _fetch_http(url, config, image_limit: int | None = None) -> Page | ImageFile:
+    """A page, or with ``image_limit`` an image of at most that many bytes."""
     import httpx
 
+    made = Page if image_limit is None else ImageFile
     started = time.perf_counter()
     try:
-        page = await asyncio.wait_for(_follow(url, config), timeout=config.fetch_timeout)
+        page = await asyncio.wait_for(_follow(url, config, image_limit), timeout=config.fetch_timeout)
     except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
-        page = Page(url, FetchStatus.TIMEOUT, reason=f"no complete answer within {config.fetch_timeout:g} s")
+        page = made(url, FetchStatus.TIMEOUT, reason=f"no complete answer within {config.fetch_timeout:g} s")
     except _TooLarge as error:
-        page = Page(url, FetchStatus.TOO_LARGE, reason=str(error))
+        page = made(url, FetchStatus.TOO_LARGE, reason=str(error))
     except Exception as error:  # DNS, refused connections, TLS, broken chunked encoding...
         reason = str(error) or type(error).__name__
-        page = Page(url, FetchStatus.ERROR, reason=reason)
+        page = made(url, FetchStatus.ERROR, reason=reason)
     page.seconds = round(time.perf_counter() - started, 4)
     return page
 
 
-def _blocked(url, current, reason) -> Page:
+def _blocked(made, url, current, reason) -> Page | ImageFile:
     if current != url:
         reason = f"redirected to {current}: {reason}"
-    return Page(url, FetchStatus.BLOCKED, final_url=current, reason=reason)
+    return made(url, FetchStatus.BLOCKED, final_url=current, reason=reason)
 
 
-async def _follow(url, config) -> Page:
+async def _follow(url, config, image_limit: int | None = None) -> Page | ImageFile:
     import httpx
 
-    limit = config.max_page_bytes
-    headers = {"User-Agent": config.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
-               "Accept-Encoding": "gzip, deflate"}
+    # Pages and images take the same road (every hop checked); they differ in what they accept.
+    made = Page if image_limit is None else ImageFile
+    limit = config.max_page_bytes if image_limit is None else image_limit
+    accept = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1" if image_limit is None else "image/*"
+    headers = {"User-Agent": config.user_agent, "Accept": accept, "Accept-Encoding": "gzip, deflate"}
     seen = set()
     current = url
     policy = UrlPolicy.from_config(config)
@@ -289,44 +300,52 @@ async def _follow(url, config) -> Page:
                                  event_hooks={"response": [check_redirect]}) as client:
         for _ in range(config.max_redirects + 1):
             if current in seen:
-                return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current, reason=f"redirects back to {current}")
+                return made(url, FetchStatus.REDIRECT_LOOP, final_url=current, reason=f"redirects back to {current}")
             seen.add(current)
             # Each hop: scheme, numeric and local hosts here; the addresses a name resolves to
             # when the connection is made (or here, with DNS, if the transport is not guarded).
             reason = policy.check_syntax(current) if transport else await asyncio.to_thread(policy.check, current)
             if reason:
-                return _blocked(url, current, reason)
-            entry = record("page", current, redirected_from=url if current != url else None)
+                return _blocked(made, url, current, reason)
+            entry = record("page" if image_limit is None else "image", current,
+                           redirected_from=url if current != url else None)
             try:
                 async with client.stream("GET", current) as response:
                     if response.is_redirect and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
                         continue
                     if response.status_code >= 400:
-                        return Page(url, FetchStatus.HTTP_ERROR, final_url=current, http_status=response.status_code,
+                        return made(url, FetchStatus.HTTP_ERROR, final_url=current, http_status=response.status_code,
                                     reason=f"HTTP {response.status_code} {response.reason_phrase}".strip())
                     content_type = response.headers.get("content-type", "")
-                    if content_type and content_type.split(";")[0].strip().lower() not in HTML_TYPES:
+                    mime = content_type.split(";")[0].strip().lower()
+                    if image_limit is not None and not mime.startswith("image/"):
+                        return made(url, FetchStatus.NOT_IMAGE, final_url=current, http_status=response.status_code,
+                                    content_type=mime, reason=f"content type {mime or 'not stated'}")
+                    if image_limit is None and content_type and mime not in HTML_TYPES:
                         return Page(url, FetchStatus.NOT_HTML, final_url=current, http_status=response.status_code,
                                     content_type=content_type, reason=f"content type {content_type.split(';')[0]}")
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
-                        return Page(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
+                        return made(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
                                     reason=f"{int(declared):,} bytes, over the {limit:,}-byte cap")
                     body = bytearray()
                     async for chunk in response.aiter_raw():
                         body += chunk
                         if len(body) > limit:  # no or wrong Content-Length: stop reading at the cap
-                            return Page(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
+                            return made(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
                                         reason=f"over the {limit:,}-byte cap")
                     if response.headers.get("content-encoding"):
                         body = bytearray(_decompress(bytes(body), response.headers["content-encoding"], limit))
+                    if image_limit is not None:
+                        return ImageFile(url, FetchStatus.OK, final_url=current, data=bytes(body), content_type=mime,
+                                         http_status=response.status_code)
                     return _content(url, bytes(body), content_type, config, response.status_code, current)
             except _Blocked as error:  # a redirect's target, or where the connection was to be made
                 if entry is not None and not error.url:  # refused at the connection: it never went out
                     entry["refused"] = str(error)
-                return _blocked(url, error.url or current, str(error))
-    return Page(url, FetchStatus.REDIRECT_LOOP, final_url=current,
+                return _blocked(made, url, error.url or current, str(error))
+    return made(url, FetchStatus.REDIRECT_LOOP, final_url=current,
                 reason=f"more than {config.max_redirects} redirects")
 
 

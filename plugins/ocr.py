@@ -6,7 +6,9 @@ what OCR needs."""
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 import threading
 
 from localsearch import hookimpl
@@ -19,11 +21,12 @@ _engine_lock = threading.Lock()  # one model, one image at a time: the engine ke
 
 @hookimpl(trylast=True)
 def register_settings(register):
-    register("ocr_images", False, "read the text in a page's images (OCR, about 1-2 s an image on 2 cores)")
     register("ocr_max_pixels", 40_000_000, "larger images are refused unread (a 20,000 x 20,000 image would "
                                            "take gigabytes to decode)")
     register("ocr_max_side", 2000, "images are scaled down to this many pixels on their longer side for OCR")
     register("ocr_min_confidence", 0.5, "text the OCR is less sure of than this is left out")
+    register("ocr_split_words", True, "split English words the OCR ran together (\"Thequickbrownfox\") with a "
+                                      "word-frequency list, so that searching for them finds them")
 
 
 def _reader():
@@ -56,6 +59,10 @@ def decoded(image: bytes, config):
         picture = picture.convert("RGB")
     except ImageError:
         raise
+    except UnidentifiedImageError:
+        said = image[:24].decode("ascii", "replace").strip()
+        shown = f"; it begins {said!r}" if said.isprintable() and said else ""
+        raise ImageError(f"not an image: no picture format that can be read{shown}") from None
     except Image.DecompressionBombError as error:  # Pillow's own bound, met before ours
         raise ImageError(f"the image is over the {limit:,}-pixel bound ({error})") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
@@ -75,6 +82,50 @@ def image_text(image, config):
     with _engine_lock:
         found, _ = reader(numpy.asarray(picture))
     minimum = float(config.get("ocr_min_confidence", 0.5))
-    return [ImageText(text=text, box=[[round(x * scale), round(y * scale)] for x, y in box],
+    split = split_words if config.get("ocr_split_words", True) else str
+    return [ImageText(text=split(text), box=[[round(x * scale), round(y * scale)] for x, y in box],
                       confidence=round(float(score), 3), kind="ocr")
             for box, text, score in found or [] if float(score) >= minimum]
+
+
+# A run of letters the OCR may have read without its spaces: lower case, Capitalised or upper
+# case only. A CamelCase name (JavaScript, PostgreSQL) is a name, not words run together, and a
+# short Capitalised word not in the list is more likely a name ("Norvane") than two words
+# ("Nor vane"): only one long enough to hold two words of some length is split.
+# Addresses, paths and file names (user@example.org, contrib/vscode) are left whole.
+_RUN = re.compile(r"(?<![\w@/.-])(?:[a-z]{6,}|[A-Z][a-z]{9,}|[A-Z]{8,})(?![\w@/-]|\.\w)")
+# Two-letter words a run may hold; any other piece of one or two letters ("version ed",
+# "in it rd") means the run is a word the list lacks, not words run together.
+_SHORT_WORDS = set("a i am an as at be by do go he if in is it me my no of on or so to up us we".split())
+
+
+def split_words(text: str) -> str:
+    """``text`` with the English words run together in it split apart ("Thequickbrownfox" ->
+    "The quick brown fox"); a known word, a CamelCase name and anything not made of known words
+    stay."""
+    model = _word_model()
+    if model is None:
+        return text
+    costs = model._wordcost
+
+    def split(match: re.Match) -> str:
+        run = match.group()
+        if run.lower() in costs:
+            return run  # a word on its own
+        pieces = model.split(run)
+        # Every piece a word of three letters or more, or a common short one: otherwise the run
+        # is a name or a word the list lacks, and a guess would only make it harder to find.
+        if len(pieces) < 2 or any(len(p) < 3 and p.lower() not in _SHORT_WORDS for p in pieces):
+            return run
+        return " ".join(pieces)
+
+    return _RUN.sub(split, text)
+
+
+@functools.cache
+def _word_model():
+    try:
+        import wordninja  # English word frequencies (Wikipedia unigrams), 0.5 MB, in the image extra
+    except ImportError:
+        return None
+    return wordninja.DEFAULT_LANGUAGE_MODEL

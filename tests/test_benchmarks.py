@@ -20,7 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def result_rows(markdown: str) -> list[list[str]]:
     """Cells of the rows of the results table (the ones whose first cell is a benchmark)."""
     return [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in markdown.splitlines() if re.match(r"\|\s*\d \w", line)]
+            for line in markdown.splitlines() if re.match(r"\|\s*\d+ \w", line)]
 
 
 def is_number(text: str) -> bool:
@@ -117,7 +117,7 @@ def test_a_quick_run_writes_every_benchmark_with_a_ratio(tmp_path):
     markdown = (out / "benchmarks.md").read_text(encoding="utf-8")
     rows = result_rows(markdown)
     for bench in ("1 LLM", "2 Embedding", "3 Extraction", "4 Fetch", "5 Retrieval", "6 End to end", "7 Answer quality",
-                  "8 Native host"):
+                  "8 Native host", "9 Browser fetch", "10 Images", "11 Image tools"):
         assert any(row[0] == bench and is_number(row[4]) for row in rows), f"no row with a ratio for {bench}"
     assert "python -m benchmarks --quick" in markdown
     for name in ("llama-cpp-python", "sentence-transformers", "torch", "chromadb", "trafilatura", "cores", "RAM"):

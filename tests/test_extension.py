@@ -295,6 +295,53 @@ def test_the_context_menu_asks_about_the_selected_text_of_the_page(browser, web)
     panel.close()
 
 
+@pytest.mark.slow
+def test_ask_about_this_page_reads_the_text_in_its_images_and_cites_the_image(browser, web):
+    page = browser.new_page()
+    page.goto(web.url + "/pictures/ferry-timetable")
+    panel = fresh_panel(browser)
+    page.bring_to_front()
+    ask(panel, "When does the last ferry to Port Ellery leave?", about_page=True)
+    panel.wait_for_selector(".turn[data-status=done] .answer.final", timeout=180_000)
+    assert "23:40" in panel.inner_text(".answer.final"), "the answer is only in the timetable image"
+    image = web.url + "/pictures/img/timetable.png"
+    links = panel.locator(".answer.final a.cite").all()
+    assert any(link.get_attribute("href") == image and "Read in an image" in link.get_attribute("title")
+               for link in links), [(link.get_attribute("href"), link.get_attribute("title")) for link in links]
+    page.close()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_extract_text_from_the_image_menu_shows_the_text_ready_to_copy(browser, web):
+    page = browser.new_page()
+    page.goto(web.url + "/pictures/ferry-timetable")
+    worker = browser.service_workers[0]
+    # What the image menu's "Extract text" runs (a native menu cannot be clicked from a test).
+    worker.evaluate("""async ([pageUrl, srcUrl]) => {
+        const [tab] = await chrome.tabs.query({ url: pageUrl });
+        await localsearch.runImage({ menuItemId: "image-text", srcUrl }, tab);
+    }""", [web.url + "/pictures/ferry-timetable", web.url + "/pictures/img/timetable.png"])
+    panel = open_panel(browser)
+    panel.wait_for_selector("#image section[data-status=done] textarea", timeout=60_000)
+    text = panel.input_value("#image textarea")
+    assert "The last ferry to Port Ellery leaves at 23:40" in text
+    assert panel.is_enabled("#image button.copy")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(SCREENSHOTS / "image-text.png"))
+    # An image the host cannot read says why, in the same place.
+    worker.evaluate("""async ([pageUrl, srcUrl]) => {
+        const [tab] = await chrome.tabs.query({ url: pageUrl });
+        await localsearch.runImage({ menuItemId: "image-text", srcUrl }, tab);
+    }""", [web.url + "/pictures/ferry-timetable", web.url + "/pictures/img/html-as-png.png"])
+    panel.wait_for_selector("#image section[data-status=error]", timeout=60_000)
+    assert "not an image" in panel.inner_text("#image .run-error")
+    panel.click("#image button.close")
+    assert panel.is_hidden("#image")
+    page.close()
+    panel.close()
+
+
 def host_pids(data: Path) -> list[int]:
     """The host processes Chromium started for this test's data directory (not a developer's own)."""
     found = []

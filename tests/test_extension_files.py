@@ -232,3 +232,51 @@ def test_the_firefox_build_never_replaces_a_folder_it_did_not_write(tmp_path):
         built = subprocess.run([sys.executable, str(ROOT / "scripts" / "firefox_extension.py"), str(tmp_path / "ff")],
                                capture_output=True, text=True)
         assert built.returncode == 0, built.stderr
+
+
+IMAGE_CHECKS = r"""
+import { citationHref } from "./lib/citations.js";
+import { downloadName, imageFields, imageOutcome, imageRequest, toBase64, toolMenuId, toolOfMenu,
+         MAX_IMAGE_CHARS } from "./lib/image.js";
+const bytes = new Uint8Array(200000).map((_, i) => (i * 7) % 256);
+const roundTrip = Buffer.from(toBase64(bytes.buffer), "base64").equals(Buffer.from(bytes));
+const fields = (src, data) => { try { return imageFields(src, data); } catch (error) { return error.message; } };
+const big = "A".repeat(MAX_IMAGE_CHARS + 4);
+const text = imageOutcome({ type: "image_text", url: "https://a.example/x.png" }, [
+  { type: "image_text", data: { text: "one\ntwo", lines: [{}, {}], problems: [] } }, { type: "done", data: {} }]);
+const made = imageOutcome({ type: "image_run", tool: "upscale", url: "https://a.example/x.png" }, [
+  { type: "image_result", data: { type: "image/png", image: "iVBO", width: 8, height: 4 } }, { type: "done", data: {} }]);
+const failed = imageOutcome({ type: "image_text" }, [{ type: "error", data: { message: "not an image" } }]);
+console.log(JSON.stringify({
+  roundTrip,
+  small: fields("https://a.example/x.png", "AAAA"), inline: fields("data:image/png;base64,AAAA", "AAAA"),
+  large: fields("https://a.example/x.png", big), largeBlob: fields("blob:https://a.example/1", big),
+  unread: fields("blob:https://a.example/1", null),
+  textRequest: imageRequest("image-text", { image: "AAAA" }, "https://a.example/page"),
+  toolRequest: imageRequest(toolMenuId("upscale"), { url: "https://a.example/x.png" }, "https://a.example/page"),
+  notTool: toolOfMenu("ask-about-selection"), text, made, failed,
+  names: [downloadName("https://a.example/img/Chart%201.PNG?v=2", "upscale"), downloadName("", null)],
+  imageCite: citationHref({ citation: { url: "https://a.example/p", image: "https://a.example/i.png", quote: "23:40" } }),
+  inlineCite: citationHref({ citation: { url: "https://a.example/p", image: "data:image/png", quote: "23:40" } }),
+}));
+"""
+
+
+def test_images_from_the_menu_travel_as_bytes_within_the_limit_or_by_address():
+    out = run_module(IMAGE_CHECKS)
+    assert out["roundTrip"]
+    assert out["small"] == {"image": "AAAA", "url": "https://a.example/x.png"}
+    assert out["inline"] == {"image": "AAAA", "url": ""}
+    assert out["large"] == {"url": "https://a.example/x.png"}, "too large to send: the host fetches it"
+    assert out["largeBlob"] == "The image is too large to send to localsearch (over 15 MB)."
+    assert "cannot be read" in out["unread"]
+    assert out["textRequest"] == {"type": "image_text", "image": "AAAA", "page_url": "https://a.example/page"}
+    assert out["toolRequest"] == {"type": "image_run", "tool": "upscale", "url": "https://a.example/x.png"}
+    assert out["notTool"] is None
+    assert out["text"] == {"kind": "text", "tool": None, "source": "https://a.example/x.png", "status": "done",
+                           "text": "one\ntwo", "lines": 2, "problems": []}
+    assert out["made"]["result"] == "data:image/png;base64,iVBO" and (out["made"]["width"], out["made"]["height"]) == (8, 4)
+    assert out["failed"]["status"] == "error" and out["failed"]["error"] == "not an image"
+    assert out["names"] == ["Chart_1-upscale.png", "image-result.png"]
+    # Text read in an image is not on the page: its link opens the image, not a text fragment.
+    assert out["imageCite"] == "https://a.example/i.png" and out["inlineCite"] == "https://a.example/p"

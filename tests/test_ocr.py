@@ -123,4 +123,77 @@ def test_the_ocr_command_prints_the_lines_and_refuses_a_bad_file(tmp_path, home)
     broken.write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
     refused = subprocess.run([sys.executable, "-m", "localsearch", "image", "ocr", str(broken)],
                              capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 1 and "not an image that can be read" in refused.stderr
+    assert refused.returncode == 1 and "not an image" in refused.stderr
+
+
+def _real_sentences(count: int, seed: int) -> list[str]:
+    """Prose sentences of real documentation (Debian's git-doc and debian-reference-en), as
+    the extractor reads them."""
+    import random
+    import re
+    from pathlib import Path
+
+    from localsearch.text import split_sentences
+    from localsearch.types import Page
+    from localsearch_plugins.html_extract import extract_document
+
+    files = sorted(Path("/usr/share/debian-reference").glob("*.en.html"))[:6] + \
+        sorted(Path("/usr/share/doc/git-doc").glob("*.html"))[:6]
+    assert files, "the real documentation (git-doc, debian-reference-en) is not installed"
+    sentences = []
+    for file in files:
+        document = extract_document(Page(file.as_uri(), "ok", html=file.read_text("utf-8", "replace")),
+                                    Config.load())
+        for block in (b for b in document.blocks if b.kind == "text"):
+            paragraph = document.text[block.start:block.end]
+            sentences += [paragraph[s:e] for s, e in split_sentences(paragraph)
+                          if len(re.findall(r"[A-Za-z]{2,}", paragraph[s:e])) >= 6 and "`" not in paragraph[s:e]]
+    return random.Random(seed).sample(sentences, count)
+
+
+def test_words_the_ocr_ran_together_are_split_and_real_text_is_left_alone():
+    """Measured on real documentation: in each of 400 sentences two neighbouring words are run
+    together ("warrantylasts", as OCR does when it drops a space); the words of the pair must be
+    found again as words (what keyword retrieval needs), and intact text must stay intact.
+    Measured when written: 6.9% of the pair's words findable without splitting, 87.9% with;
+    75% of the runs restored exactly; 0.24% of the tokens of intact text changed (compounds
+    such as "workflow" -> "work flow")."""
+    import random
+    import re
+
+    from localsearch_plugins.ocr import split_words
+
+    sentences, choose = _real_sentences(400, seed=14), random.Random(15)
+    changed = total = restored = runs = 0
+    findable = {"plain": 0, "split": 0}
+    asked = 0
+    for sentence in sentences:
+        tokens = sentence.split()
+        out = split_words(sentence).split()
+        total += len(tokens)
+        changed += sum(1 for token in tokens if token not in out)
+        pairs = [i for i in range(len(tokens) - 1) if all(re.fullmatch(r"[A-Za-z]+", t) for t in tokens[i:i + 2])]
+        if not pairs:
+            continue
+        i = choose.choice(pairs)
+        joined = tokens[:i] + [tokens[i] + tokens[i + 1]] + tokens[i + 2:]
+        split = split_words(" ".join(joined)).split()
+        runs += 1
+        restored += split[i:i + 2] == tokens[i:i + 2]
+        for word in (w.lower() for w in tokens[i:i + 2] if len(w) >= 4):
+            asked += 1
+            findable["plain"] += word in {t.lower() for t in joined}
+            findable["split"] += word in {t.lower() for t in split}
+    assert changed / total < 0.01, f"{changed} of {total} tokens of intact text changed"
+    assert restored / runs > 0.65, f"{restored} of {runs} runs restored"
+    assert findable["plain"] / asked < 0.15 < 0.8 < findable["split"] / asked, findable
+
+
+def test_splitting_leaves_names_addresses_and_chinese_alone():
+    from localsearch_plugins.ocr import split_words
+
+    assert split_words("Thequickbrownfox jumped") == "The quick brown fox jumped"
+    assert split_words("TOTALREVENUEGREW by 12%") == "TOTAL REVENUE GREW by 12%"
+    for kept in ("PostgreSQL and JavaScript", "Norvane", "majordomo@vger.kernel.org", "contrib/vscode/README.md",
+                 "信号塔于一九六二年重建。", "configuration"):
+        assert split_words(kept) == kept

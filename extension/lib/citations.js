@@ -142,6 +142,9 @@ function marked(pieces, ranges) {
 
 // Where a citation link goes: the quote's fragment on its source, or the source itself.
 export function citationHref(piece) {
+  // Text read in an image is not the page's text: no fragment would find it, so the link opens
+  // the image (an http(s) one) or the page.
+  if (piece.citation?.image) return safeUrl(piece.citation.image) || safeUrl(piece.citation.url);
   if (piece.citation) return fragmentUrl(piece.citation.url, piece.citation.quote);
   return piece.source ? safeUrl(piece.source.url) : null;
 }

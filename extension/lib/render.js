@@ -38,7 +38,8 @@ function pages(run) {
 function citationLink(piece) {
   const href = citationHref(piece);
   const c = piece.citation;
-  const title = c ? (c.supported ? `“${c.quote}”${c.section ? ` (${c.section})` : ""}`
+  const where = c?.image ? `\nRead in an image on ${c.url}${safeUrl(c.image) ? `: ${c.image}` : ""}` : "";
+  const title = c ? (c.supported ? `“${c.quote}”${c.section ? ` (${c.section})` : ""}${where}`
                                  : `Not supported by this source: ${c.reason || "no sentence of it says this"}`)
                   : piece.source?.title || "";
   return el("a", { class: `cite${c && !c.supported ? " unsupported" : ""}`, href, target: "_blank",
@@ -104,6 +105,33 @@ export function turn(run, { onRetry } = {}) {
     sources(run.answer || run.extractive, run),
     run.warnings.length ? el("ul", { class: "warnings" }, run.warnings.map((w) => el("li", {}, w))) : null,
     problem(run, onRetry));
+}
+
+// The text of an image, or what an image tool made of it, with a way to keep it.
+export function imageView(image, { onCopy, onClose } = {}) {
+  const heading = image.kind === "tool" ? `Image tool: ${image.tool}` : "Text in the image";
+  let body;
+  if (image.status === "running") body = el("p", { class: "about" }, "Reading the image…");
+  else if (image.status === "error") body = el("p", { class: "run-error", role: "status" }, image.error);
+  else if (image.kind === "text") {
+    body = [el("textarea", { class: "image-text", readonly: true, rows: 6, "aria-label": "Text in the image" },
+               image.text || ""),
+            image.text ? null : el("p", { class: "about" }, "No text was found in this image."),
+            (image.problems || []).map((p) => el("p", { class: "warnings" }, p)),
+            el("button", { type: "button", class: "copy", onclick: onCopy, disabled: !image.text }, "Copy")];
+  } else {
+    body = [el("img", { class: "image-result", src: image.result, alt: `${image.tool} result`,
+                        width: image.width, height: image.height }),
+            el("a", { class: "download", href: image.result, download: image.download || "image.png" },
+               `Download (${image.width} × ${image.height})`)];
+  }
+  return el("section", { class: "image", "data-status": image.status, "aria-label": heading },
+            el("p", { class: "question" }, heading,
+               el("button", { type: "button", class: "close", title: "Close", "aria-label": "Close", onclick: onClose },
+                  "✕")),
+            image.source ? el("p", { class: "about" }, image.source.startsWith("data:") ? "An inline image" : image.source)
+                         : null,
+            body);
 }
 
 // The host cannot be reached: why, and the commands that fix it.

@@ -281,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             if file is None:
                 return self.send_html(404, "Not Found")
             return self.send(200, file.read_bytes(), "text/html")  # the page's own <meta charset> says
+        if path.startswith("/pictures/"):  # pages whose text lives in images: see testweb/pictures.py
+            return self.pictures(web, path, query)
         if path == "/slow-first/search":  # a SearXNG whose first result takes 30 s to load
             return self.search(web, {**query, "first": ["/slow?seconds=30"]})
         if path == "/broken-first/search":  # a SearXNG whose first result is a page that is gone
@@ -383,6 +385,20 @@ class _Handler(BaseHTTPRequestHandler):
                                "engine": "testweb", "engines": ["testweb"], "score": 1.0})
         body = {"query": q, "number_of_results": len(results), "results": results}
         self.send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
+
+    def pictures(self, web: TestWeb, path: str, query: dict[str, list[str]]):
+        from . import pictures
+
+        if path == "/pictures/search":
+            q = query.get("q", [""])[0]
+            results = [{"url": web.url + found, "title": title, "content": "", "engine": "pictures",
+                        "engines": ["pictures"], "score": 1.0} for found, title in pictures.search(q)]
+            return self.send(200, json.dumps({"query": q, "results": results}).encode(), "application/json")
+        if path.startswith("/pictures/img/"):
+            served = pictures.image(path.rsplit("/", 1)[-1])
+            return self.send(200, *served) if served else self.send_html(404, "Not Found")
+        body = pictures.page(path.rsplit("/", 1)[-1])
+        return self.send(200, body) if body else self.send_html(404, "Not Found")
 
     def search_docs(self, web: TestWeb, query: dict[str, list[str]]):
         """SearXNG-style JSON results over the installed documentation."""
