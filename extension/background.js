@@ -244,12 +244,14 @@ function buildMenus(tools = []) {
 }
 
 let toolsListed = "";
+// The host's image tools, put in the image menu when they changed; what was listed.
 async function refreshToolsMenu() {
   const [reply] = await requestAll({ type: "image_tools" });
-  if (reply?.type !== "image_tools") return;
+  if (reply?.type !== "image_tools") return [];
   const listed = JSON.stringify(reply.data.tools.map((t) => [t.name, t.family, t.mask]));
   if (listed !== toolsListed) buildMenus(reply.data.tools);
   toolsListed = listed;
+  return reply.data.tools;
 }
 
 chrome.runtime.onInstalled.addListener(() => buildMenus());

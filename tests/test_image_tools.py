@@ -386,7 +386,7 @@ def test_one_session_per_model_file_shared_by_threads_and_renewed_when_the_file_
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from localsearch_plugins import onnx_tools
+    from localsearch_plugins import onnx_models
 
     path = tmp_path / "up.onnx"
     path.write_bytes(models["x2"].read_bytes())
@@ -394,8 +394,8 @@ def test_one_session_per_model_file_shared_by_threads_and_renewed_when_the_file_
     with ThreadPoolExecutor(4) as pool:
         results = set(pool.map(lambda _: run_tool("up", image, config), range(8)))
     assert len(results) == 1 and pixels(results.pop()).shape == (60, 80, 3)
-    loaded = onnx_tools.model(path)
-    assert onnx_tools.model(path) is loaded
+    loaded = onnx_models.model(path)
+    assert onnx_models.model(path) is loaded
     assert loaded.session.get_session_options().intra_op_num_threads == os.cpu_count()
     nearest_x2(path, factor=3)  # replaced: the next run loads the new file
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
