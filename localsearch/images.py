@@ -11,7 +11,7 @@ from .errors import ImageError, LocalsearchError, PluginError
 from .plugins import implementations, load_plugins, pm
 from .types import ImageText
 
-__all__ = ["read_text", "image_tools", "run_tool", "takes_mask"]
+__all__ = ["read_text", "opened", "image_tools", "run_tool", "takes_mask"]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -40,6 +40,38 @@ def read_text(image: bytes, config, url: str = "", alt: str = "", page_url: str 
         raise refusals[0]
     problems.extend(str(r) for r in refusals)
     return texts, problems
+
+
+def opened(image: bytes, limit: int, what: str = "the image"):
+    """``image`` as a Pillow picture, not yet converted: an animation's first frame, upright by its
+    EXIF orientation. Its size is read from its header and refused past ``limit`` pixels before
+    anything is decoded (a decompression bomb is never unpacked); ImageError says why an SVG, a
+    corrupt file or something that is no image cannot be read. What every image plugin starts from."""
+    import io
+    import struct
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    head = image[:512].lstrip().lower()
+    if head.startswith((b"<svg", b"<?xml")) or b"<svg" in head:
+        raise ImageError(f"{what} is an SVG drawing, not a picture")
+    try:
+        picture = Image.open(io.BytesIO(image))
+        width, height = picture.size  # from the header: nothing decoded yet
+        if width * height > limit:
+            raise ImageError(f"{what} is {width:,} x {height:,} pixels, over the {limit:,}-pixel bound")
+        picture.seek(0)
+        return ImageOps.exif_transpose(picture)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        said = image[:24].decode("ascii", "replace").strip()
+        shown = f"; it begins {said!r}" if said.isprintable() and said else ""
+        raise ImageError(f"{what} is not an image that can be read: no picture format it knows{shown}") from None
+    except Image.DecompressionBombError as error:  # Pillow's own bound, met before ours
+        raise ImageError(f"{what} is over the {limit:,}-pixel bound ({error})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as error:
+        raise ImageError(f"{what} is not an image that can be read ({type(error).__name__}: {error})") from None
 
 
 def image_tools(config, problems: list[str] | None = None) -> dict[str, object]:

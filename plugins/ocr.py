@@ -7,12 +7,12 @@ what OCR needs."""
 from __future__ import annotations
 
 import functools
-import io
 import re
 import threading
 
 from localsearch import hookimpl
 from localsearch.errors import ImageError
+from localsearch.images import opened
 from localsearch.types import ImageText
 
 _engine = None
@@ -44,29 +44,14 @@ def _reader():
 def decoded(image: bytes, config):
     """(picture, factor): the image as an RGB picture OCR can read, scaled down by ``factor``
     (original size ÷ size read); ImageError with why not."""
-    from PIL import Image, UnidentifiedImageError
-
-    head = image[:512].lstrip().lower()
-    if head.startswith((b"<svg", b"<?xml")) or b"<svg" in head:
-        raise ImageError("SVG images are drawings, not pictures: their text is read from the page itself")
-    limit = int(config.get("ocr_max_pixels", 40_000_000))
     try:
-        picture = Image.open(io.BytesIO(image))
-        width, height = picture.size  # read from the header: nothing decoded yet
-        if width * height > limit:
-            raise ImageError(f"the image is {width:,} x {height:,} pixels, over the {limit:,}-pixel bound")
-        picture.seek(0)  # an animation: its first frame
-        picture = picture.convert("RGB")
-    except ImageError:
+        picture = opened(image, int(config.get("ocr_max_pixels", 40_000_000)))
+    except ImageError as error:
+        if "SVG" in str(error):  # a drawing's text is markup the page's own text already holds
+            raise ImageError(f"{error}: its text is read from the page itself") from None
         raise
-    except UnidentifiedImageError:
-        said = image[:24].decode("ascii", "replace").strip()
-        shown = f"; it begins {said!r}" if said.isprintable() and said else ""
-        raise ImageError(f"not an image: no picture format that can be read{shown}") from None
-    except Image.DecompressionBombError as error:  # Pillow's own bound, met before ours
-        raise ImageError(f"the image is over the {limit:,}-pixel bound ({error})") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ImageError(f"not an image that can be read ({type(error).__name__}: {error})") from None
+    width = picture.size[0]
+    picture = picture.convert("RGB")
     side = int(config.get("ocr_max_side", 2000))
     if max(picture.size) > side:
         picture.thumbnail((side, side))

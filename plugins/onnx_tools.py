@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from localsearch import hookimpl
 from localsearch.errors import ConfigError, ImageError, PluginError
+from localsearch.images import opened
 
 from .image_families import inpaint, remove_background, restore, upscale
 from .onnx_models import model
@@ -108,29 +108,11 @@ def register_commands(cli):
 # -- images in and out -------------------------------------------------------------------------
 
 def decoded(image: bytes, limit: int, what: str = "the image"):
-    """The image as an RGB or RGBA Pillow picture, upright by its EXIF orientation; ImageError
-    with why not. Its size is read from the header and checked against ``limit`` first."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    head = image[:512].lstrip().lower()
-    if head.startswith((b"<svg", b"<?xml")) or b"<svg" in head:
-        raise ImageError(f"{what} is an SVG drawing; the image tools take pictures (PNG, JPEG, WebP ...)")
-    try:
-        picture = Image.open(io.BytesIO(image))
-        width, height = picture.size  # from the header: nothing decoded yet
-        if width * height > limit:
-            raise ImageError(f"{what} is {width:,} x {height:,} pixels, over the {limit:,}-pixel bound "
-                             f"(image_max_pixels)")
-        picture.seek(0)  # an animation: its first frame
-        picture = ImageOps.exif_transpose(picture)
-        clear = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
-        return picture.convert("RGBA" if clear else "RGB")
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as error:  # Pillow's own bound, met before ours
-        raise ImageError(f"{what} is over the {limit:,}-pixel bound ({error})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as error:
-        raise ImageError(f"{what} is not an image that can be read ({type(error).__name__}: {error})") from None
+    """The image as an RGB or RGBA Pillow picture (``localsearch.images.opened``: checked
+    against ``limit`` before it is decoded, upright); ImageError with why not."""
+    picture = opened(image, limit, what)
+    clear = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+    return picture.convert("RGBA" if clear else "RGB")
 
 
 def png(picture) -> bytes:

@@ -48,7 +48,7 @@ def test_image_text_reads_an_image_sent_as_base64_or_by_address(session, web):
     ({"type": "image_text", "image": "A" * (MAX_IMAGE + 1)}, f"too long: {MAX_IMAGE + 1:,} characters, at most"),
     ({"type": "image_text", "url": "file:///etc/passwd"}, "only http and https images are fetched"),
     ({"type": "image_text", "url": "http://10.0.0.1/x.png"}, "10.0.0.1 is a private address"),
-    ({"type": "image_text", "image": base64.b64encode(b"<svg></svg>").decode()}, "SVG images are drawings"),
+    ({"type": "image_text", "image": base64.b64encode(b"<svg></svg>").decode()}, "the image is an SVG drawing"),
     ({"type": "image_run", "tool": "nothing", "image": base64.b64encode(TIMETABLE).decode()},
      "no image tool named 'nothing'"),
 ])

@@ -112,6 +112,49 @@ def test_an_image_that_cannot_be_read_is_refused_with_why_within_bounded_time(co
     assert time.monotonic() - started < 2.0
 
 
+def black_png(width: int, height: int) -> bytes:
+    """A real PNG of ``width`` x ``height`` black pixels: a few hundred kilobytes that decode to
+    width x height x 3 bytes (a decompression bomb that does not lie about its size)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, body = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
+    for _ in range(height):
+        body.append(packer.compress(row))
+    body.append(packer.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_without_the_memory_it_would_take(tmp_path):
+    """9,000 x 9,000 pixels in 240 KB: decoded, 243 MB. Refused from its header, the process's
+    peak memory does not grow by a fraction of that (a new process, so the peak is its own)."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(black_png(9_000, 9_000))
+    assert bomb.stat().st_size < 1_000_000
+    probe = f"""
+import resource, sys
+from localsearch.config import Config
+from localsearch.errors import ImageError
+from localsearch.images import read_text
+import PIL.Image, PIL.PngImagePlugin, rapidocr_onnxruntime, numpy  # loaded before the baseline
+config = Config.load()
+data = open({str(bomb)!r}, "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(3):
+    try:
+        read_text(data, config)
+    except ImageError as error:
+        said = str(error)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, said)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    grown_kb, said = done.stdout.split(" ", 1)
+    assert "9,000 x 9,000 pixels, over the 40,000,000-pixel bound" in said
+    assert int(grown_kb) < 20_000, f"peak memory grew by {int(grown_kb) / 1024:.0f} MB"
+
+
 def test_the_ocr_command_prints_the_lines_and_refuses_a_bad_file(tmp_path, home):
     picture = tmp_path / "sign.png"
     picture.write_bytes(drawn(ENGLISH[:2], LATIN_FONT))

@@ -85,7 +85,7 @@ def test_bad_images_each_get_a_reason_and_the_rest_of_the_page_is_read(pictures,
     said = {i["url"].rsplit("/", 1)[-1]: (i["status"], i.get("reason", "")) for i in page["images"]}
     assert said["corrupt.png"][0] == "unreadable" and "not an image" in said["corrupt.png"][1]
     assert said["bomb.png"] == ("unreadable", said["bomb.png"][1]) and "pixel bound" in said["bomb.png"][1]
-    assert said["drawing-as-png.png"] == ("unreadable", "SVG images are drawings, not pictures: their text is "
+    assert said["drawing-as-png.png"] == ("unreadable", "the image is an SVG drawing, not a picture: its text is "
                                                        "read from the page itself")
     assert said["html-as-png.png"][0] == "unreadable" and "<!DOCTYPE html>" in said["html-as-png.png"][1]
     moved = said["redirect-to?url=http%3A%2F%2F10.0.0.1%2Fnotice.png"]
