@@ -60,3 +60,24 @@ def make_pipeline(home, web):
         return Pipeline(**settings)
 
     return make
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.passed_call = report.passed  # read by the reliability fixture at teardown
+    return report
+
+
+@pytest.fixture
+def reliability(request):
+    """Records what a ``@pytest.mark.reliability`` test tried (see tests/reliability.py); kept
+    for docs/reliability.md only when the test passes."""
+    from reliability import Recorder
+
+    assert request.node.get_closest_marker("reliability"), "mark the test @pytest.mark.reliability"
+    recorder = Recorder(request.node.nodeid)
+    yield recorder
+    if getattr(request.node, "passed_call", False):
+        recorder.flush()

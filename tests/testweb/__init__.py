@@ -283,6 +283,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send(200, file.read_bytes(), "text/html")  # the page's own <meta charset> says
         if path.startswith("/pictures/"):  # pages whose text lives in images: see testweb/pictures.py
             return self.pictures(web, path, query)
+        if path.startswith("/hostile/"):  # pages that try to steer the answer: see testweb/hostile.py
+            from .hostile import serve as serve_hostile
+
+            return serve_hostile(self, web, path, query)
+        if path.startswith("/nasty/"):  # responses built to hang or exhaust a reader: see testweb/nasty.py
+            from .nasty import serve as serve_nasty
+
+            return serve_nasty(self, web, path, query)
         if path == "/slow-first/search":  # a SearXNG whose first result takes 30 s to load
             return self.search(web, {**query, "first": ["/slow?seconds=30"]})
         if path == "/broken-first/search":  # a SearXNG whose first result is a page that is gone

@@ -1,0 +1,12 @@
+"""Pages that try to steer the answer (prompt injection), for tests/test_injection.py.
+
+``serve(handler, web, path, query)`` answers one request under ``/hostile/`` (``handler`` is the
+test web's request handler: ``handler.send(status, body, content_type, headers)``,
+``handler.send_html(status, message)``, ``handler.wfile`` for streaming).
+"""
+
+from __future__ import annotations
+
+
+def serve(handler, web, path: str, query: dict) -> None:
+    handler.send_html(404, "Not Found")
