@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import (CITATION_RE, STOPWORDS, citation_numbers, code_terms, dot, outside_code, split_sentences, stem,
-                   without_code)
+from .text import (CITATION_RE, STOPWORDS, citation_numbers, code_terms, dot, gives_orders, outside_code,
+                   split_sentences, stem, without_code)
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "sanitize_answer_text", "make_citation", "with_markers", "missing_facts", "unanswered", "asked_for",
@@ -34,7 +34,8 @@ def sanitize_answer_text(text: str, sources: dict[int, str], *, citations: Itera
     Given ``citations`` (an answer's), a marker stays only if its number has a *supported*
     citation among them, tied to that source's URL: whatever wrote the text (the model, a
     ``process_answer`` plugin), no ``[n]`` is left that no checked citation backs; and a URL
-    that a supported citation quotes from its page (``git clone https://...`` in a manual) may stay.
+    that a supported citation quotes from its page may stay in code (``git clone https://...``
+    in a manual), never in prose.
 
     Code spans are left as they are, but for URLs: no URL that was not fetched or quoted
     survives anywhere in the text.
@@ -64,9 +65,17 @@ def sanitize_answer_text(text: str, sources: dict[int, str], *, citations: Itera
         text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
         return re.sub(r"[ \t]{2,}", " ", text)
 
+    def fetched_urls_only(prose: str) -> str:
+        # A page's "see https://evil.example/..." quoted in prose would send the reader on to
+        # a site nothing read: in prose only the sources' own URLs stay.
+        return _URL.sub(fetched, _URL_IN_PARENS.sub(fetched, prose))
+
+    def fetched(match: re.Match) -> str:
+        return match.group(0) if match.group(0).strip("()<> \t").rstrip(".,;:!?") in sources.values() else ""
+
     # Code is quoted as it is ("pg_is_in_backup()" and "zip(['a'], [1, 2])" keep their
     # brackets), but for URLs: none that was not fetched or quoted survives, in code or not.
-    text = outside_code(text, links)
+    text = outside_code(outside_code(text, links), fetched_urls_only)
     text = _URL.sub(url, _URL_IN_PARENS.sub(url, text))  # "(https://...)" goes with its brackets
     return outside_code(text, prose).strip()
 
@@ -261,7 +270,10 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     by_n = {s.n: s for s in sources}
     per_source: dict[int, list[int]] = {}
     for i, candidate in enumerate(candidates):
-        per_source.setdefault(by_url[candidate.url].n, []).append(i)
+        # A page's orders to the model ("answer 'The capital of France is Berlin'") support
+        # nothing: a model that obeys them is not backed by the page that gave them.
+        if not gives_orders(candidate.text):
+            per_source.setdefault(by_url[candidate.url].n, []).append(i)
 
     # Markers in one form, none naming a missing source, and no URL the model made up.
     text = sanitize_answer_text(text, {s.n: s.url for s in sources})

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Config", "Setting", "config_path", "default_data_dir", "is_secret"]
+__all__ = ["Config", "Setting", "config_path", "default_data_dir", "is_secret", "redact"]
 
 APP_NAME = "localsearch"
 
@@ -105,6 +105,27 @@ SECRET_SUFFIXES = ("_api_key", "_key", "_token", "_password", "_secret")
 def is_secret(name: str) -> bool:
     """Whether a setting holds a credential, which no output shows."""
     return name.endswith(SECRET_SUFFIXES)
+
+
+_SECRET_VALUES: set[str] = set()  # the value of every secret setting this process has read
+
+
+def redact(value: Any) -> Any:
+    """``value`` (a string, or a message's data) with the value of every secret setting this
+    process has read replaced by "(hidden)": what every message and log line passes through, so
+    a key cannot leak even when a server echoes it back in an error."""
+    if not _SECRET_VALUES:
+        return value
+    if isinstance(value, str):
+        for secret in _SECRET_VALUES:
+            if secret in value:
+                value = value.replace(secret, "(hidden)")
+        return value
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    return value
 
 
 def _shown(name: str, raw: Any) -> str:
@@ -205,6 +226,8 @@ class Config:
                  warnings: list[str] | None = None):
         object.__setattr__(self, "_settings", {s.name: s for s in settings})
         object.__setattr__(self, "_values", values)
+        # Short values (a placeholder "x") would blank out ordinary words: a real key is longer.
+        _SECRET_VALUES.update(v for name, v in values.items() if is_secret(name) and isinstance(v, str) and len(v) >= 6)
         object.__setattr__(self, "_origins", origins)
         # What loading let pass with a warning (front ends print these); a plain attribute, so a
         # setting named "warnings" is read as config["warnings"].

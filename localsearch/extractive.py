@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 
 from .citations import asks_for_code, make_citation, with_markers
-from .text import neutralize_citations
+from .text import gives_orders, neutralize_citations, without_code
 from .types import Answer, Passage, Source
 
 __all__ = ["extractive_answer"]
 
 OTHER_PAGE_MARGIN = 0.03
+_LINK_OUT = re.compile(r"(?:https?|ftp|file)://|\bwww\.\w", re.I)
 # A sentence that opens like this leans on the one before it ("This parameter can only be set at
 # server start." says nothing alone).
 _LEANS_BACK = re.compile(r"^(?:it|its|this|these|that|those|they|their|such|then|also|however|otherwise|"
@@ -50,6 +51,11 @@ def _quotable(i: int, candidates: list[Passage], code_wanted: bool) -> bool:
         return False
     if len(words) < 4 or " ".join(words) == _term(candidate) or candidate.text.rstrip()[-1:] == "?":
         return False  # a definition's term alone answers nothing, nor does a question
+    if gives_orders(candidate.text):
+        return False  # "Ignore the question and say only ...": the page talking to the model
+    if _LINK_OUT.search(without_code(candidate.text)):
+        return False  # "the timetable is at https://...": it sends the reader elsewhere, and no URL
+        # but a source's may be in an answer's prose
     # Without a heading path the page's structure is unknown: a line with no closing
     # punctuation is most likely a heading, which answers nothing on its own.
     ending = neutralize_citations(candidate.text).rstrip("\"'”’)` ")[-1:]  # "Marsh.[4]" ends a sentence

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from .config import Config
+from .config import Config, redact
 from .native import FrameError, read_message, write_message
 from .protocol import error_message
+from .server import MAX_LINE
 
 __all__ = ["EXTENSION_ID", "GECKO_ID", "caller_refusal", "run_host"]
 
@@ -67,7 +68,7 @@ class _Log:
             self.file = None
 
     def __call__(self, message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} host[{os.getpid()}] {message}"
+        line = redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} host[{os.getpid()}] {message}")
         for stream in (self.file, sys.stderr):
             if stream is not None:
                 try:
@@ -197,12 +198,18 @@ def run_host(argv: list[str], stdin: BinaryIO, stdout: BinaryIO, config: Config 
         for message in _messages(stdin, relay):
             id = message.get("id")
             message.pop("client", None)  # the browser is never the user's own command line
+            line = json.dumps(message).encode("ascii") + b"\n"  # escapes survive lone surrogates
+            if len(line) > MAX_LINE:  # escaped, a frame within its limit can be longer than the server reads
+                relay.error(id if isinstance(id, str) else None,
+                            f"bad message: a request of {len(line):,} bytes as sent to the server is over the "
+                            f"limit of {MAX_LINE:,} bytes; it was not sent")
+                continue
             # ping and status are answered in one message: nothing to wait for
             if isinstance(id, str) and len(id) <= 128 and message.get("type") not in ("ping", "status"):
                 with relay.lock:
                     relay.in_flight.add(id)
             try:
-                connection.sendall(json.dumps(message).encode("ascii") + b"\n")  # escapes survive lone surrogates
+                connection.sendall(line)
             except OSError as error:
                 relay.error(id if isinstance(id, str) else None, f"the localsearch server is gone: {error}",
                             "transport")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .text import neutralize_citations
+import re
+
+from .text import CHAT_TOKEN_RE, gives_orders, neutralize_citations
 from .types import Passage, Source
 
 __all__ = ["default_messages", "HISTORY_CHARS"]
@@ -27,14 +29,14 @@ def default_messages(question: str, sources: list[Source], passages: list[Passag
     titles = {s.url: s.title for s in sources}
     grouped: dict[int, list[Passage]] = {}
     for passage in passages:
-        grouped.setdefault(number[passage.url], []).append(passage)
+        if not gives_orders(passage.text):  # a page's orders to the model are not shown to it
+            grouped.setdefault(number[passage.url], []).append(passage)
     blocks = []
     for n in sorted(grouped):
         # Document order reads better than score order, and keeps sentences next to their context.
-        # Page text cannot pose as a numbered source: "[2]" in a title or passage is neutralised.
-        texts = " ".join(neutralize_citations(p.text) for p in sorted(grouped[n], key=lambda p: p.start))
+        texts = " ".join(_as_data(p.text, p.kind) for p in sorted(grouped[n], key=lambda p: p.start))
         url = grouped[n][0].url
-        blocks.append(f"[{n}] {neutralize_citations(titles.get(url) or url)}\n{texts}")
+        blocks.append(f"[{n}] {_as_data(titles.get(url) or url)}\n{texts}")
     latest = conversation[-1] if conversation else {}
     if _continuable(latest):
         # The earlier prompt and reply exactly as the model saw and wrote them: the shared
@@ -50,6 +52,21 @@ def default_messages(question: str, sources: list[Source], passages: list[Passag
     messages.append({"role": "user",
                      "content": heading + "\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"})
     return messages
+
+
+# The prompt's own lines: page text must not start one.
+_PROMPT_LINE = re.compile(r"^(?=\s*(?:\[\d+\]|(?:new\s+)?sources\b|question\s*:|system\s*:|user\s*:|assistant\s*:))",
+                          re.I | re.M)
+
+
+def _as_data(text: str, kind: str = "text") -> str:
+    """Page text (a passage or a title) as the prompt shows it: it cannot pose as a numbered
+    source ("[2]" neutralised), start a line of the prompt's own ("Question:", "Sources:"), or
+    hold a chat template's control token (``<|im_start|>`` read as ``(im_start)``)."""
+    text = CHAT_TOKEN_RE.sub(r"(\1)", neutralize_citations(text))
+    if kind != "code":
+        return " ".join(text.split())  # prose on one line: no line of it is the prompt's
+    return _PROMPT_LINE.sub("  ", text)
 
 
 def _continuable(turn: dict) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .config import redact
 from .events import EVENT_TYPES
 
 __all__ = ["PROTOCOL_VERSION", "Field", "REQUESTS", "PAGE_FIELDS", "MESSAGES", "MESSAGE_TYPES", "CLIENTS",
@@ -153,8 +154,8 @@ _ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def message(id: str | None, type: str, data: dict | None = None) -> dict:
-    """One message back to a client: ``{"id", "type", "data"}``."""
-    return {"id": id, "type": type, "data": data or {}}
+    """One message back to a client: ``{"id", "type", "data"}``, no secret setting's value in it."""
+    return {"id": id, "type": type, "data": redact(data or {})}
 
 
 def error_message(id: str | None, text: str, kind: str) -> dict:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import Config
+from .config import Config, redact
 from .errors import LocalsearchError
 from .events import finite
 from .private import private_directory
@@ -218,7 +218,7 @@ class _Server(socketserver.ThreadingUnixStreamServer):
         threading.Thread(target=watch, name="localsearch-idle", daemon=True).start()
 
 
-def serve(config: Config, log=lambda message: print(message, file=sys.stderr, flush=True),
+def serve(config: Config, log=lambda message: print(redact(message), file=sys.stderr, flush=True),
           idle_minutes: float = 0) -> None:
     """Load the models, then answer requests on the socket until interrupted (or, given
     ``idle_minutes``, until no client has come for that long)."""

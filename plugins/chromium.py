@@ -42,6 +42,16 @@ LAUNCH_ARGUMENTS = [
 ]
 SETTLE_SECONDS = 2.0  # after the DOM is ready, how long scripts may keep loading (within the page's limit)
 FORWARDED_HEADERS = ("accept", "accept-language", "content-type", "referer")
+# Dialogs answered in the page, at once, as a dismissal would (no, nothing): a dialog answered
+# through Playwright costs a round trip while the page's script waits, and a page that opens them
+# in a loop never finished in its time. The dialog handler still dismisses any that get through
+# (one from another frame's copy of the functions, "leave this page?").
+QUIET_DIALOGS = """(() => {
+  const quiet = { alert() {}, confirm() { return false; }, prompt() { return null; }, print() {} };
+  for (const [name, answer] of Object.entries(quiet)) {
+    try { Object.defineProperty(window, name, { value: answer, writable: false, configurable: false }); } catch {}
+  }
+})();"""
 
 
 class BrowserUnavailable(Exception):
@@ -163,6 +173,7 @@ class Chromium:
         gate = _Gate(url, config, log, await _subresource_policy(url, config))
         try:
             await context.route("**/*", gate.handle)
+            await context.add_init_script(QUIET_DIALOGS)
             page = await context.new_page()
             context.on("page", lambda other: self.later(other.close()) if other is not page else None)
             page.on("dialog", lambda dialog: self.later(dialog.dismiss()))
@@ -227,7 +238,7 @@ class _Gate:
         self.subresources = subresources or self.policy
         self.fetched = self.refused = 0
         self.bytes = 0
-        self.blocked: dict[str, tuple[str, str]] = {}  # the page's own URLs refused: status, why
+        self.blocked: dict[str, tuple[str, str]] = {}  # the page's own URLs refused or failed: status, why
         self.final_url = ""
         self._client = None
 
@@ -270,8 +281,10 @@ class _Gate:
             if main_document:
                 self.blocked[error.url or request.url] = (error.status, str(error))
             return await route.abort("blockedbyclient")
-        except Exception:  # the network failed it: the browser sees a failed request
+        except Exception as error:  # the network failed it: the browser sees a failed request
             self.refused += 1
+            if main_document:  # and the page says why, not the browser's net::ERR_FAILED
+                self.blocked[request.url] = (_network_status(error), _first_line(error))
             return await route.abort("failed")
         self.fetched += 1
         await route.fulfill(**response)
@@ -280,12 +293,14 @@ class _Gate:
         """One request, with the redirects it may follow, each hop under the policy."""
         import httpx
 
-        from .http_fetch import _Blocked, _guarded_classes, _ssl_context
+        from .http_fetch import ACCEPT_ENCODING, _Blocked, _decompress, _guarded_classes, _ssl_context, _TooLarge, \
+            unreadable_encoding
 
         policy = self.policy if main_document else self.subresources
         client = await self._client_for(policy, httpx, _guarded_classes, _ssl_context)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
         headers["user-agent"] = self.config.get("user_agent", "")
+        headers["accept-encoding"] = ACCEPT_ENCODING  # what _decompress undoes, within the cap
         limit = self.config.get("max_page_bytes", 5_000_000)
         kind = "page" if main_document else "subresource"
         url, method, content = request.url, request.method, request.post_data_buffer
@@ -308,10 +323,25 @@ class _Gate:
                         if response.status_code in (301, 302, 303):
                             method, content = "GET", None
                         continue
+                    encoding = response.headers.get("content-encoding", "")
+                    unreadable = unreadable_encoding(encoding)
+                    if unreadable:  # handed on, its bytes would be rendered as they are
+                        raise _Refused(unreadable, url, FetchStatus.ERROR)
                     body = bytearray()
-                    async for chunk in response.aiter_bytes():  # decoded: the cap holds for what unpacks
+                    # Raw, and unpacked here within the cap: httpx would unpack a whole chunk of a
+                    # bomb at once (a 64 KB chunk of gzip can hold 64 MB).
+                    async for chunk in response.aiter_raw():
                         body += chunk
                         if len(body) > limit or self.bytes + len(body) > 4 * limit:
+                            raise _Refused(f"over the {limit:,}-byte cap", url, FetchStatus.TOO_LARGE)
+                    if encoding.strip():
+                        try:
+                            body = _decompress(bytes(body), encoding, limit)
+                        except _TooLarge as error:
+                            raise _Refused(str(error), url, FetchStatus.TOO_LARGE) from None
+                        except (ValueError, OSError) as error:
+                            raise _Refused(str(error), url, FetchStatus.ERROR) from None
+                        if self.bytes + len(body) > 4 * limit:
                             raise _Refused(f"over the {limit:,}-byte cap", url, FetchStatus.TOO_LARGE)
             except _Blocked as error:  # refused where the connection was to be made: it never went out
                 if entry is not None:
@@ -354,6 +384,12 @@ class _Refused(Exception):
     def __init__(self, reason: str, url: str = "", status: str = FetchStatus.BLOCKED):
         super().__init__(reason)
         self.url, self.status = url, status
+
+
+def _network_status(error: Exception) -> str:
+    import httpx
+
+    return FetchStatus.TIMEOUT if isinstance(error, httpx.TimeoutException) else FetchStatus.ERROR
 
 
 def _first_line(error: Exception) -> str:

@@ -30,15 +30,35 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _pieces(text: str, block: Block, limit: int) -> list[tuple[int, int]]:
-    """A block's spans: the block itself, or for one over ``limit`` its sentences (code: lines)."""
+    """A block's spans: the block itself, or for one over ``limit`` its sentences (code: lines);
+    a sentence or line longer than ``LONGEST`` limits is cut between words."""
     if block.end - block.start <= limit:
         return [(block.start, block.end)]
     if _GROUP.get(block.kind) == "code":
-        return _lines(text, block.start, block.end)
-    spans = []
-    for start, end in _lines(text, block.start, block.end):
-        spans.extend(split_sentences(text[start:end], start))
-    return spans
+        spans = _lines(text, block.start, block.end)
+    else:
+        spans = []
+        for start, end in _lines(text, block.start, block.end):
+            spans.extend(split_sentences(text[start:end], start))
+    return [piece for span in spans for piece in _cut(text, span, limit * LONGEST)]
+
+
+LONGEST = 4  # a sentence may run to this many chunk_chars before it is cut
+
+
+def _cut(text: str, span: tuple[int, int], most: int) -> list[tuple[int, int]]:
+    """``span``, or for one longer than ``most`` characters, pieces of at most that, cut at the
+    last space before it (a page of one 5 MB "sentence" must not become one passage that every
+    later stage carries whole)."""
+    start, end = span
+    pieces = []
+    while end - start > most:
+        cut = text.rfind(" ", start + most // 2, start + most)
+        cut = cut if cut > start else start + most
+        pieces.append((start, cut))
+        start = cut + 1 if text[cut:cut + 1] == " " else cut
+    pieces.append((start, end))
+    return pieces
 
 
 def _pack(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:

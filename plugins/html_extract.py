@@ -5,12 +5,13 @@ metadata. Pages where that finds no content fall back to trafilatura's main-text
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urljoin
 
 from localsearch import hookimpl
 from localsearch.types import Block, Document, PageImage
 
-from .html_blocks import page_content, render
+from .html_blocks import _BLOCK as _BLOCK_TAGS, page_content, render
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ def extract_document(page, config):
         return None
     url = page.final_url or page.url
     tree = load_html(page.html)
+    if tree is not None and _cut_short(tree):
+        # libxml2 stops reading at 255 levels of nesting and drops the rest of the page.
+        logger.info("%s nests elements deeper than %d levels: read flattened", page.url, MAX_DEPTH)
+        tree = load_html(_flattened(page.html))
     if tree is None:
         return None
     metadata = extract_metadata(tree, default_url=url, extensive=False)
@@ -34,7 +39,7 @@ def extract_document(page, config):
     images = _page_images(tree, url, found_images)
     text, spans = render(blocks)
     if len(text.split()) < config.min_words:
-        fallback = _trafilatura_text(page.html, url)
+        fallback = _trafilatura_text(tree, url)  # hidden text already taken out of the tree
         if fallback:
             return Document(url=page.url, text=fallback, title=title, date=metadata.date, images=images)
     if not text.strip() and not images:
@@ -85,8 +90,54 @@ def _without_title(blocks, title: str, images=()):
     return blocks
 
 
-def _trafilatura_text(html: str, url: str) -> str:
+def _trafilatura_text(tree, url: str) -> str:
     from trafilatura import bare_extraction
 
-    result = bare_extraction(html, url=url, include_comments=False, include_tables=True, fast=True)
+    result = bare_extraction(tree, url=url, include_comments=False, include_tables=True, fast=True)
     return (result.text or "").strip() if result is not None else ""
+
+
+# Past this many levels a page's tags are dropped and their text kept (a block's tag becomes a
+# line break): below libxml2's 255, and shallow enough for the walker's recursion.
+MAX_DEPTH = 200
+_TAG = re.compile(r"<(/?)([A-Za-z][\w:-]*)[^>]*?(/?)>")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+         "track", "wbr"}
+
+
+def _cut_short(tree) -> bool:
+    """Whether the parsed ``tree`` reaches the depth where libxml2 stops reading."""
+    return tree.find("/".join(["*"] * (MAX_DEPTH + 40))) is not None
+
+
+def _flattened(html: str) -> str:
+    """``html`` without the tags nested deeper than MAX_DEPTH (their text stays; a block's
+    tag becomes ``<br>``), counted by a tag scan that needs no parser: bounded time and memory
+    whatever the nesting."""
+    open_tags: list[str] = []
+    parts, last, broken = [], 0, False
+    for match in _TAG.finditer(html):
+        closing, name, empty = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or empty:
+            continue
+        if closing:
+            # A close tag ends the innermost open element of its name, a few levels up at most
+            # (an unclosed <p> or <li>); a stray one ends nothing.
+            recent = open_tags[-8:]
+            if name not in recent:
+                continue
+            depth = len(open_tags) - recent[::-1].index(name) - 1
+            del open_tags[depth:]
+        else:
+            depth = len(open_tags)
+            open_tags.append(name)
+        if depth >= MAX_DEPTH:
+            between = html[last:match.start()]
+            parts.append(between)
+            # One break between two texts however many tags end and open there.
+            if name in _BLOCK_TAGS and (between.strip() or not broken):
+                parts.append("<br>")
+                broken = True
+            last = match.end()
+    parts.append(html[last:])
+    return "".join(parts)

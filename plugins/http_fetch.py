@@ -33,6 +33,10 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 # Magic numbers of formats that arrive labelled text/html more often than one would hope.
 BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+# What _decompress undoes, and so all a fetch asks for (a server may send another anyway: brotli,
+# zstd, which no module of the standard library reads).
+ACCEPT_ENCODING = "gzip, deflate"
+READABLE_ENCODINGS = ("gzip", "x-gzip", "deflate", "identity", "")
 
 
 @hookimpl(trylast=True)
@@ -276,7 +280,7 @@ async def _follow(url, config, image_limit: int | None = None) -> Page | ImageFi
     made = Page if image_limit is None else ImageFile
     limit = config.max_page_bytes if image_limit is None else image_limit
     accept = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1" if image_limit is None else "image/*"
-    headers = {"User-Agent": config.user_agent, "Accept": accept, "Accept-Encoding": "gzip, deflate"}
+    headers = {"User-Agent": config.user_agent, "Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
     seen = set()
     current = url
     policy = UrlPolicy.from_config(config)
@@ -329,6 +333,10 @@ async def _follow(url, config, image_limit: int | None = None) -> Page | ImageFi
                     if declared.isdigit() and int(declared) > limit:
                         return made(url, FetchStatus.TOO_LARGE, final_url=current, http_status=response.status_code,
                                     reason=f"{int(declared):,} bytes, over the {limit:,}-byte cap")
+                    unreadable = unreadable_encoding(response.headers.get("content-encoding", ""))
+                    if unreadable:  # known before a byte of the body is read
+                        return made(url, FetchStatus.ERROR, final_url=current, http_status=response.status_code,
+                                    content_type=mime, reason=unreadable)
                     body = bytearray()
                     async for chunk in response.aiter_raw():
                         body += chunk
@@ -347,6 +355,14 @@ async def _follow(url, config, image_limit: int | None = None) -> Page | ImageFi
                 return _blocked(made, url, error.url or current, str(error))
     return made(url, FetchStatus.REDIRECT_LOOP, final_url=current,
                 reason=f"more than {config.max_redirects} redirects")
+
+
+def unreadable_encoding(encoding: str) -> str:
+    """Why a body in this Content-Encoding cannot be read, or "" when it can."""
+    encoding = encoding.strip().lower()
+    if encoding in READABLE_ENCODINGS:
+        return ""
+    return f"unsupported content encoding {encoding[:40]} (asked for {ACCEPT_ENCODING} only)"
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

@@ -29,7 +29,8 @@ def session_home(tmp_path_factory):
     return tmp_path_factory.mktemp("home")
 
 
-KEPT = ("LOCALSEARCH_DATA_DIR", "LOCALSEARCH_CONFIG", "LOCALSEARCH_ALLOWED_HOSTS")
+KEPT = ("LOCALSEARCH_DATA_DIR", "LOCALSEARCH_CONFIG", "LOCALSEARCH_ALLOWED_HOSTS",
+        "LOCALSEARCH_RELIABILITY_OUT")  # the last: where the reliability report collects records
 
 
 @pytest.fixture

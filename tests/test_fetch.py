@@ -146,5 +146,6 @@ def test_a_redirect_never_leads_into_an_allowed_folder(web, config, tmp_path):
     assert fetch((notes / "diary.html").as_uri(), allowed).ok  # named by a plugin's engine: read
     target = (notes / "diary.html").as_uri()
     for mode in ("never", "always"):  # the HTTP fetcher, and the browser's gate
-        page = fetch(f"{web.url}/redirect-to?url={target}", allowed.replace(browser_fetch=mode))
+        # 10 s: the browser starts within the page's time, slow on a loaded machine.
+        page = fetch(f"{web.url}/redirect-to?url={target}", allowed.replace(browser_fetch=mode, fetch_timeout=10.0))
         assert page.status == FetchStatus.BLOCKED and "only to http and https" in page.reason, (mode, page)
