@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Block", "Image", "page_blocks", "page_content", "render", "drop_hidden"]
+from .html_hidden import drop_hidden, hidden
+
+__all__ = ["Block", "Image", "page_blocks", "page_content", "render"]
 
 # Elements whose content is never main text.
 _DROPPED = {"script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "nav",
@@ -59,83 +61,6 @@ class Image:
     height: int = 0
 
 
-# Text a reader of the page never sees is not the page's content, and is where a page hides
-# what it says only to machines. Hidden: not displayed, invisible, transparent, of no size or
-# clipped to none, or moved far off the screen. Not detected: text coloured like its background.
-_HIDING = [re.compile(p) for p in (
-    r"(?:^|;)display:none", r"(?:^|;)visibility:(?:hidden|collapse)", r"(?:^|;)opacity:0*(?:\.0*)?%?(?:;|$|!)",
-    r"(?:^|;)font-size:0(?:px|em|rem|pt|%)?(?:;|$|!)", r"(?:^|;)color:transparent",
-    r"(?:^|;)clip:rect\(0?(?:px)?,?0?(?:px)?,?0?(?:px)?,?0?(?:px)?\)", r"(?:^|;)clip:rect\(1px,?1px,?1px,?1px\)",
-    r"(?:^|;)clip-path:(?:inset\((?:50|100)%\)|circle\(0)",
-    r"(?:^|;)(?:margin-left|margin-top|text-indent):-(?:\d{3,}(?:\.\d+)?px|\d{2,}(?:\.\d+)?r?em)",
-    r"translate[xy]?\(-(?:\d{3,}px|\d{2,}r?em)")]
-# An offset moves an element only when it is positioned.
-_OFF_SCREEN = re.compile(r"(?:^|;)(?:left|top|right|bottom):-(?:\d{3,}(?:\.\d+)?px|\d{2,}(?:\.\d+)?r?em)")
-_POSITIONED = re.compile(r"(?:^|;)position:(?:absolute|fixed|relative)")
-_NO_SIZE = re.compile(r"(?:^|;)(?:max-)?(?:width|height):(?:0|1px)[a-z%]*(?:;|$|!)")
-_OVERFLOW_HIDDEN = re.compile(r"(?:^|;)overflow(?:-[xy])?:(?:hidden|clip)")
-# Classes that put text only in front of a screen reader.
-_SCREEN_READER_ONLY = {"sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"}
-
-
-def _hides(style: str) -> bool:
-    """Whether CSS declarations (``display: none; ...``) hide what they apply to."""
-    style = re.sub(r"\s+", "", style).lower()
-    if not style:
-        return False
-    return (any(p.search(style) for p in _HIDING)
-            or (_OFF_SCREEN.search(style) is not None and _POSITIONED.search(style) is not None)
-            or (_NO_SIZE.search(style) is not None and _OVERFLOW_HIDDEN.search(style) is not None))
-
-
-def _hidden(element) -> bool:
-    if element.get("hidden") is not None or (element.get("aria-hidden") or "").strip().lower() == "true":
-        return True
-    if _SCREEN_READER_ONLY & set((element.get("class") or "").split()):
-        return True
-    return _hides(element.get("style") or "")
-
-
-_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
-_AT_BLOCK = re.compile(r"@[^{};]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}")  # @media print { ... }: not the screen
-_SIMPLE_SELECTOR = re.compile(r"\s*(?:[a-z][\w-]*)?([.#])([\w-]+)\s*", re.I)
-
-
-def _hidden_by_stylesheet(tree) -> tuple[set[str], set[str]]:
-    """The classes and ids the page's own ``<style>`` hides (simple ``.name`` and ``#name``
-    selectors; rules inside ``@media`` and other at-rules are not for every screen)."""
-    classes, ids = set(), set()
-    for style in tree.iter("style"):
-        css = _AT_BLOCK.sub("", re.sub(r"/\*.*?\*/", "", style.text or "", flags=re.S))
-        for selectors, declarations in _RULE.findall(css):
-            if not _hides(declarations):
-                continue
-            for selector in selectors.split(","):
-                match = _SIMPLE_SELECTOR.fullmatch(selector)
-                if match:
-                    (classes if match.group(1) == "." else ids).add(match.group(2))
-    return classes, ids
-
-
-def drop_hidden(tree) -> None:
-    """Take out of ``tree`` every element its reader would not see (see ``_hidden``, and the
-    page's own stylesheet), keeping the text that follows each."""
-    classes, ids = _hidden_by_stylesheet(tree)
-    doomed = [e for e in tree.iter() if isinstance(e.tag, str) and e.tag not in ("html", "body")
-              and (_hidden(e) or e.get("id") in ids or classes & set((e.get("class") or "").split()))]
-    for element in doomed:
-        parent = element.getparent()
-        if parent is None:
-            continue
-        if element.tail:  # the text after the element is the parent's, and stays
-            previous = element.getprevious()
-            if previous is not None:
-                previous.tail = (previous.tail or "") + element.tail
-            else:
-                parent.text = (parent.text or "") + element.tail
-        parent.remove(element)
-
-
 def _furniture(element) -> bool:
     names = f"{element.get('class') or ''} {element.get('id') or ''}".strip()
     return bool(names) and _FURNITURE.search(names) is not None
@@ -173,9 +98,9 @@ class _Walker:
 
     def walk(self, element) -> None:
         tag = element.tag if isinstance(element.tag, str) else ""
-        if tag in ("img", "picture") and not _hidden(element):
+        if tag in ("img", "picture") and not hidden(element):
             self._images(element)  # their text is read by image_text plugins, if wanted
-        if not tag or tag in _DROPPED or _hidden(element) or (tag not in ("body", "html") and _furniture(element)):
+        if not tag or tag in _DROPPED or hidden(element) or (tag not in ("body", "html") and _furniture(element)):
             self._tail(element)
             return
         if tag in ("ul", "ol", "table", "div") and _link_heavy(element):
@@ -233,7 +158,7 @@ class _Walker:
 
     def _images(self, element) -> None:
         for img in element.iter("img"):
-            if _hidden(img):
+            if hidden(img):
                 continue
             src = (img.get("src") or "").strip()
             if not src or src.startswith("data:image/gif"):  # none yet, or a lazy loader's placeholder pixel
@@ -391,7 +316,7 @@ def _layout_table(table) -> bool:
 def _content_root(tree):
     """The element holding the main content: the one ``<article>`` or ``<main>``, else the body."""
     for query in ("//main", "//*[@role='main']", "//article"):
-        found = [e for e in tree.xpath(query) if not _hidden(e)]
+        found = [e for e in tree.xpath(query) if not hidden(e)]
         if len(found) == 1:
             return found[0]
     body = tree.find("body")

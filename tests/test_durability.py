@@ -209,21 +209,25 @@ def test_localsearch_index_killed_at_random_moments_resumes_and_completes(home, 
     files = html_pages(tmp_path / "pages", 30)
     data, embedder = home / "data", cli_embedder()
     environment = {**os.environ, "LOCALSEARCH_DATA_DIR": str(data)}
-    command = [PYTHON, "-m", "localsearch", "index", str(tmp_path / "pages")]
+    # --refresh: every run reads and stores every page again, so a kill lands while it writes.
+    command = [PYTHON, "-m", "localsearch", "index", "--refresh", str(tmp_path / "pages")]
     started, rng = time.monotonic(), random.Random(15)
     one = subprocess.run(command[:-1] + [str(files[0])], env=environment, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-1500:]
     one_page = time.monotonic() - started  # loading the models and storing a page
     kills = []
-    for _ in range(4):
+    for round in range(4):
+        for file in files:  # new text in every page: each run embeds and stores them all again
+            file.write_text(file.read_text().replace("</main>", f"<p>Revised in round {round}.</p></main>"))
         process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        moment = rng.uniform(0.5 * one_page, 2.5 * one_page)  # loading, embedding or storing
+        moment = rng.uniform(0.6 * one_page, 1.6 * one_page)  # loading, embedding or storing
         time.sleep(moment)
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             kills.append(f"{moment:.1f} s")
         process.wait()
         check_store(data, embedder)
+    assert len(kills) >= 2, f"the runs ended before they could be killed ({kills}): the test tried nothing"
     done = subprocess.run(command + ["--json"], env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-1500:]
     statuses = json.loads(done.stdout)["pages"]

@@ -92,7 +92,7 @@ def test_hidden_and_off_screen_text_is_dropped_at_extraction(reliability):
         assert word not in document.text, f"{opening} was read"
         reliability.record(CATEGORY, f"text hidden by {opening}", outcome="dropped at extraction")
     # The page's own stylesheet's rules inside @media are for some screens only: not applied.
-    from localsearch_plugins.html_blocks import _hidden_by_stylesheet
+    from localsearch_plugins.html_hidden import _hidden_by_stylesheet
     from trafilatura.utils import load_html
 
     classes, ids = _hidden_by_stylesheet(load_html(hostile.page("hidden").decode()))
