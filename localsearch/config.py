@@ -110,6 +110,12 @@ def is_secret(name: str) -> bool:
 _SECRET_VALUES: set[str] = set()  # the value of every secret setting this process has read
 
 
+def _looks_like_a_key(value: Any) -> bool:
+    """A value worth hiding wherever it appears: long and not a word. The placeholders local
+    servers take ("ollama", "lm-studio", "sk-no-key-required") would blank out ordinary text."""
+    return isinstance(value, str) and len(value) >= 12 and (any(c.isdigit() for c in value) or len(value) >= 32)
+
+
 def redact(value: Any) -> Any:
     """``value`` (a string, or a message's data) with the value of every secret setting this
     process has read replaced by "(hidden)": what every message and log line passes through, so
@@ -226,8 +232,7 @@ class Config:
                  warnings: list[str] | None = None):
         object.__setattr__(self, "_settings", {s.name: s for s in settings})
         object.__setattr__(self, "_values", values)
-        # Short values (a placeholder "x") would blank out ordinary words: a real key is longer.
-        _SECRET_VALUES.update(v for name, v in values.items() if is_secret(name) and isinstance(v, str) and len(v) >= 6)
+        _SECRET_VALUES.update(v for name, v in values.items() if is_secret(name) and _looks_like_a_key(v))
         object.__setattr__(self, "_origins", origins)
         # What loading let pass with a warning (front ends print these); a plain attribute, so a
         # setting named "warnings" is read as config["warnings"].

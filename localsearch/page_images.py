@@ -206,4 +206,6 @@ def _decoded(url: str, limit: int) -> ImageFile:
         data = base64.b64decode(payload, validate=False) if header.endswith(";base64") else unquote_to_bytes(payload)
     except (binascii.Error, ValueError) as error:
         return ImageFile(url, FetchStatus.ERROR, reason=f"a data: URL that does not decode ({error})")
+    if len(data) > limit:  # percent-encoded text decodes to less, but check what it became
+        return ImageFile(url, FetchStatus.TOO_LARGE, reason=f"over the {limit:,}-byte cap")
     return ImageFile(url, FetchStatus.OK, data=data, content_type=header[5:].split(";")[0])

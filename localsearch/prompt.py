@@ -36,7 +36,8 @@ def default_messages(question: str, sources: list[Source], passages: list[Passag
         # Document order reads better than score order, and keeps sentences next to their context.
         texts = " ".join(_as_data(p.text, p.kind) for p in sorted(grouped[n], key=lambda p: p.start))
         url = grouped[n][0].url
-        blocks.append(f"[{n}] {_as_data(titles.get(url) or url)}\n{texts}")
+        title = titles.get(url) or url
+        blocks.append(f"[{n}] {_as_data(url if gives_orders(title) else title)}\n{texts}")
     latest = conversation[-1] if conversation else {}
     if _continuable(latest):
         # The earlier prompt and reply exactly as the model saw and wrote them: the shared

@@ -242,10 +242,11 @@ _ORDERS = re.compile(
     # 'the server can reply with an error'): at the start of a sentence, or after must/please/...
     r"(?:^|[.!?:]\s+|\b(?:must|should|shall|please|now|always|instead)\s+)(?:say|answer|reply|respond)"
     r"(?:\s+with)?\s*(?::|['\"“‘])|"
-    r"\b(?:system\s+prompt|developer\s+mode|jailbreak|reveal\s+your|new\s+instructions)\b|"
+    r"\b(?:reveal|print|show|repeat|output|ignore|disregard)\s+(?:your|the|all)\s+(?:system\s+)?"
+    r"(?:prompt|instructions)\b|\bnew\s+instructions\s*:|"
     r"\byou\s+are\s+now\s+(?:in\s+)?(?:an?\s+|the\s+)?(?:developer|unrestricted|jailbroken|evil|different|new|"
     r"DAN)\b|"
-    r"\b(?:ai|language\s+models?|llms?|assistants?|chatbots?)\b[^.!?]{0,60}\b(?:must|should|shall)\s+"
+    r"\b(?:ai|language\s+models?|llms?|ai\s+assistants?|chatbots?)\b[^.!?]{0,60}\b(?:must|should|shall)\s+"
     r"(?:answer|say|reply|respond|ignore|write|output)\b", re.I)
 
 

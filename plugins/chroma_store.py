@@ -38,6 +38,9 @@ _lock = threading.Lock()
 MAX_BATCH = 5000  # chroma refuses adds above ~5,400 records
 LOCK_FILE = "index.lock"
 STALE_SECONDS = 3600.0  # a page write on a chroma server that is this old was abandoned
+# What chroma says of a folder a kill left unreadable (seen in the kill tests): its vector index's
+# files cut short, or a log it cannot apply to them.
+DAMAGE = re.compile(r"hnsw|segment|compact|pickle|Nothing found on disk", re.I)
 
 
 @hookimpl(trylast=True)
@@ -255,8 +258,13 @@ class ChromaStore:
     def _nearest(self, vector, k, where):
         found = self.passages.query(query_embeddings=[vector], n_results=k, where=where,
                                     include=["documents", "metadatas", "distances"])
-        return [_passage(text, meta, 1.0 - distance) for text, meta, distance in
-                zip(found["documents"][0], found["metadatas"][0], found["distances"][0])]
+        passages = [(text, meta, 1.0 - distance) for text, meta, distance in
+                    zip(found["documents"][0], found["metadatas"][0], found["distances"][0])]
+        # A page another process is writing (or was killed writing) is not there yet.
+        pages = sorted({meta.get("page") for _, meta, _ in passages if meta.get("page")})
+        records = self.pages.get(ids=pages, include=["metadatas"]) if pages else {"ids": [], "metadatas": []}
+        writing = {page for page, meta in zip(records["ids"], records["metadatas"]) if (meta or {}).get("writing")}
+        return [_passage(text, meta, score) for text, meta, score in passages if meta.get("page") not in writing]
 
     def _scored(self, vector, ids):
         import numpy as np
@@ -304,8 +312,8 @@ def vector_store(config, embedder_name):
         except ConfigError:
             raise
         except Exception as error:  # chroma's own files, left unreadable by a killed writer
-            if config.chroma_url:
-                raise
+            if config.chroma_url or not DAMAGE.search(str(error)):
+                raise  # not the damage a kill leaves (a version mismatch, a bad setting): the user's to see
             failure: Exception = error
             # Read again by a new client, between other processes' writes: only what fails every
             # time is damage, not a file another process was rewriting.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localsearch.errors import ConfigError
+from localsearch.errors import ConfigError, ImageError
 
 from .onnx_models import Model, checked, fits, is_float, refuse, static
 
@@ -76,13 +76,18 @@ def _super_resolution(found: Model) -> dict:
     return {"input": name, "dtype": dtype, "scale": int(scale_h), "size": (height, width)}
 
 
-def upscale(found: Model, picture, tile: int, overlap: int):
-    """The picture upscaled by the model, in tiles; its alpha channel (if any) resized alongside."""
+def upscale(found: Model, picture, tile: int, overlap: int, max_pixels: int | None = None):
+    """The picture upscaled by the model, in tiles; its alpha channel (if any) resized alongside.
+    ImageError when the result would be larger than ``max_pixels``."""
     import numpy
     from PIL import Image
 
     contract = checked(found, "super-resolution", _super_resolution)
     scale, (fixed_h, fixed_w) = contract["scale"], contract["size"]
+    made = picture.size[0] * scale * picture.size[1] * scale
+    if max_pixels and made > max_pixels:  # the input's bound, held for what it becomes
+        raise ImageError(f"upscaled {scale}x, the image would be {picture.size[0] * scale:,} x "
+                         f"{picture.size[1] * scale:,} pixels, over the {max_pixels:,}-pixel bound (image_max_pixels)")
     tile_h, tile_w = fixed_h or tile, fixed_w or tile  # a model of fixed size takes tiles of its size
     if (fixed_h or fixed_w) and overlap > min(tile_h, tile_w) // 2:
         overlap = min(tile_h, tile_w) // 4  # the setting is for tiles we size; this model's are small

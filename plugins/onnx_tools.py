@@ -158,7 +158,7 @@ class OnnxTool:
         found = model(self.model)
         settings = {**self.options, **(options or {})}
         if self.family == "super-resolution":
-            result = upscale(found, picture, int(settings["tile"]), int(settings["tile_overlap"]))
+            result = upscale(found, picture, int(settings["tile"]), int(settings["tile_overlap"]), self.max_pixels)
         elif self.family == "inpainting":
             if mask is None:
                 raise ImageError(f"tool {self.name!r} fills in what a mask marks, and no mask was given")

@@ -293,3 +293,18 @@ def test_a_key_a_server_echoes_back_in_its_error_is_hidden_in_the_answer(home, w
     reliability.record("Host boundary", "a model server that echoes the API key back in its error body",
                        outcome="the warning quotes the error with the key as (hidden); answered extractively",
                        measured=f"{len(said):,} characters of messages searched", lost="nothing")
+
+
+def test_placeholder_keys_of_local_servers_do_not_blank_out_ordinary_text(home, reliability):
+    """"ollama" or "lm-studio" as an API key is a placeholder, not a secret: a page about ollama
+    keeps its words; a real key is hidden wherever it appears."""
+    from localsearch.config import Config, redact
+
+    Config.load({"llm_api_key": "ollama", "brave_api_key": "lm-studio"})
+    assert redact({"title": "run ollama serve", "url": "https://github.com/ollama/ollama"}) == \
+        {"title": "run ollama serve", "url": "https://github.com/ollama/ollama"}
+    Config.load({"llm_api_key": LLM_KEY})
+    assert redact(f"the server said: bad key {LLM_KEY}") == "the server said: bad key (hidden)"
+    reliability.record("Host boundary", "placeholder API keys of local servers (\"ollama\", \"lm-studio\") beside "
+                       "a page about ollama", outcome="the page's words and URLs kept; a real key still hidden",
+                       lost="nothing")
