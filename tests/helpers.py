@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,20 @@ class Gate:
                 return [SearchResult(url=u) for u in gate.urls]
 
         register(Engine())
+
+
+def start_localsearch_server(environment: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """``localsearch serve`` with ``environment``, its output in ``log``, once it says it is
+    serving (within 120 s; a server that dies or never says so fails the test with its log)."""
+    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT, env=environment, cwd=cwd)
+    deadline = time.monotonic() + 120
+    while "serving on" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)  # not left running behind a failed test
+            raise AssertionError(f"localsearch serve did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    return process
 
 
 def stop(process: subprocess.Popen) -> None:

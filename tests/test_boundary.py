@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import stop
+from helpers import start_localsearch_server, stop
 from test_host import ORIGIN, Host, frame
 
 from localsearch.host import EXTENSION_ID
@@ -67,12 +67,7 @@ def served(tmp_path_factory, web):
                    "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng,brave",
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_LLM": "false"}
     log = folder / "serve.log"  # the test's, outside the HOME whose files are compared
-    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, env=environment, cwd=home / "work")
-    deadline = time.monotonic() + 120
-    while "serving on" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
+    process = start_localsearch_server(environment, log, cwd=home / "work")
     yield {"home": home, "data": data, "environment": environment, "log": log, "process": process}
     stop(process)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import stop, stop_server
+from helpers import start_localsearch_server, stop, stop_server
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -318,13 +318,9 @@ def test_the_server_the_cli_and_the_host_writing_one_data_directory_corrupt_noth
     alone = {**environment, "LOCALSEARCH_USE_SERVER": "false"}  # writes the store and the history itself
     files = html_pages(tmp_path / "pages", 12)
     log = tmp_path / "serve.log"
-    server = subprocess.Popen([PYTHON, "-m", "localsearch", "serve"], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                              env=environment)
+    server = start_localsearch_server(environment, log)
     started, answered, rounds = time.monotonic(), 0, 0
     try:
-        while "serving on" not in log.read_text():
-            assert server.poll() is None and time.monotonic() - started < 120, log.read_text()
-            time.sleep(0.2)
         for round in range(2):
             rounds += 1
             asks = [(subprocess.Popen([PYTHON, "-m", "localsearch", "ask", "--no-llm", "--json", q], env=env,

@@ -129,6 +129,15 @@ def cited(panel) -> list[str]:
     return [link.get_attribute("href") for link in panel.locator(".answer.final a.cite").all()]
 
 
+def from_the_image_menu(worker, menu_item: str, page_url: str, image_url: str) -> None:
+    """What a click on the image menu's ``menu_item`` runs, for the image at ``image_url`` in the
+    tab showing ``page_url`` (a native menu cannot be clicked from a test)."""
+    worker.evaluate("""async ([menuItemId, pageUrl, srcUrl]) => {
+        const [tab] = await chrome.tabs.query({ url: pageUrl });
+        await localsearch.runImage({ menuItemId, srcUrl }, tab);
+    }""", [menu_item, page_url, image_url])
+
+
 def ask(panel, question: str, about_page: bool = False) -> None:
     panel.fill("textarea[name=question]", question)
     if about_page:
@@ -327,11 +336,8 @@ def test_extract_text_from_the_image_menu_shows_the_text_ready_to_copy(browser, 
     page = browser.new_page()
     page.goto(web.url + "/pictures/ferry-timetable")
     worker = browser.service_workers[0]
-    # What the image menu's "Extract text" runs (a native menu cannot be clicked from a test).
-    worker.evaluate("""async ([pageUrl, srcUrl]) => {
-        const [tab] = await chrome.tabs.query({ url: pageUrl });
-        await localsearch.runImage({ menuItemId: "image-text", srcUrl }, tab);
-    }""", [web.url + "/pictures/ferry-timetable", web.url + "/pictures/img/timetable.png"])
+    from_the_image_menu(worker, "image-text", web.url + "/pictures/ferry-timetable",
+                        web.url + "/pictures/img/timetable.png")
     panel = open_panel(browser)
     panel.wait_for_selector("#image section[data-status=done] textarea", timeout=60_000)
     text = panel.input_value("#image textarea")
@@ -340,10 +346,8 @@ def test_extract_text_from_the_image_menu_shows_the_text_ready_to_copy(browser, 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     panel.screenshot(path=str(SCREENSHOTS / "image-text.png"))
     # An image the host cannot read says why, in the same place.
-    worker.evaluate("""async ([pageUrl, srcUrl]) => {
-        const [tab] = await chrome.tabs.query({ url: pageUrl });
-        await localsearch.runImage({ menuItemId: "image-text", srcUrl }, tab);
-    }""", [web.url + "/pictures/ferry-timetable", web.url + "/pictures/img/html-as-png.png"])
+    from_the_image_menu(worker, "image-text", web.url + "/pictures/ferry-timetable",
+                        web.url + "/pictures/img/html-as-png.png")
     panel.wait_for_selector("#image section[data-status=error]", timeout=60_000)
     assert "not an image" in panel.inner_text("#image .run-error")
     panel.click("#image button.close")
@@ -360,10 +364,8 @@ def test_an_image_tool_from_the_image_menu_shows_the_result_to_download(browser,
     worker = browser.service_workers[0]
     listed = worker.evaluate("() => localsearch.refreshToolsMenu()")  # what the menu now offers
     assert [(t["name"], t["family"], t["mask"]) for t in listed] == [("upscale", "super-resolution", False)]
-    worker.evaluate("""async ([pageUrl, srcUrl]) => {
-        const [tab] = await chrome.tabs.query({ url: pageUrl });
-        await localsearch.runImage({ menuItemId: "image-tool:upscale", srcUrl }, tab);
-    }""", [web.url + "/pictures/slides", web.url + "/pictures/img/slide-1.png"])
+    from_the_image_menu(worker, "image-tool:upscale", web.url + "/pictures/slides",
+                        web.url + "/pictures/img/slide-1.png")
     panel.wait_for_selector("#image section[data-status=done] img.image-result", timeout=120_000)
     size = panel.evaluate("() => [document.querySelector('#image img').naturalWidth, "
                           "document.querySelector('#image img').naturalHeight]")

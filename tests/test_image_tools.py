@@ -10,7 +10,6 @@ import io
 import json
 import struct
 import time
-import zlib
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from click.testing import CliRunner
 from localsearch.config import Config
 from localsearch.errors import ConfigError, ImageError, LocalsearchError, PluginError
 from localsearch.images import image_tools, run_tool
+from testweb.pictures import bomb_header
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -459,23 +459,12 @@ def test_a_missing_model_and_bad_entries_are_clear_errors(home, tmp_path):
         parse_entry("a=inpainting:")
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """A PNG whose header says ``width`` x ``height``: a few hundred bytes that would decode to
-    gigabytes."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("image, reason", [
     (b"\x89PNG\r\n\x1a\n" + b"broken" * 50, "not an image that can be read"),
     (b"<html><body>not a picture</body></html>", "not an image that can be read"),
     (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><text>hi</text></svg>', "SVG"),
-    (bomb_png(20_000, 20_000), "over the 40,000,000-pixel bound"),
-    (bomb_png(8_000, 6_000), "8,000 x 6,000 pixels, over the 40,000,000-pixel bound"),
+    (bomb_header(20_000, 20_000), "over the 40,000,000-pixel bound"),
+    (bomb_header(8_000, 6_000), "8,000 x 6,000 pixels, over the 40,000,000-pixel bound"),
 ], ids=["corrupt", "html", "svg", "decompression-bomb", "too-large"])
 def test_an_image_that_cannot_be_taken_is_refused_with_why_within_bounded_time(tools, image, reason):
     config = Config.load()

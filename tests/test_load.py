@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import server_status, stop
+from helpers import server_status, start_localsearch_server, stop
 from test_host import ORIGIN, Host
 from test_serve import Connection
 
@@ -73,12 +73,7 @@ def server(tmp_path_factory, web):
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_SERVE_WORKERS": str(WORKERS),
                    "LOCALSEARCH_SERVE_QUEUE": str(QUEUE)}
     log = folder / "serve.log"
-    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, env=environment)
-    deadline = time.monotonic() + 120
-    while "serving on" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
+    process = start_localsearch_server(environment, log)
     # Warm: every article read once, so the load measures the server, not the first fetches.
     connection = Connection(data)
     for n, question in enumerate(QUESTIONS):

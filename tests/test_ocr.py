@@ -4,7 +4,6 @@ Chinese, with the error rate asserted; bad images refused with a clear reason an
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from localsearch.config import Config
 from localsearch.errors import ImageError
 from localsearch.images import read_text
+from testweb.pictures import bomb_header, rgb_png
 
 LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"  # Debian fonts-wqy-microhei (.ci/run installs it)
@@ -88,22 +88,11 @@ def test_an_animated_gif_is_read_from_its_first_frame(config):
     assert error_rate([t.text for t in texts], ENGLISH[:1]) < 0.03
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """A PNG whose header says ``width`` x ``height``: a few hundred bytes that would decode to
-    gigabytes."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("image, reason", [
     (b"\x89PNG\r\n\x1a\n" + b"broken" * 50, "not an image"),
     (b"<html><body>not a picture</body></html>", "not an image"),
     (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><text>hi</text></svg>', "SVG"),
-    (bomb_png(20_000, 20_000), "over the 40,000,000-pixel bound"),
+    (bomb_header(20_000, 20_000), "over the 40,000,000-pixel bound"),
 ], ids=["corrupt", "html-labelled-as-image", "svg", "decompression-bomb"])
 def test_an_image_that_cannot_be_read_is_refused_with_why_within_bounded_time(config, image, reason):
     started = time.monotonic()
@@ -115,15 +104,11 @@ def test_an_image_that_cannot_be_read_is_refused_with_why_within_bounded_time(co
 def black_png(width: int, height: int) -> bytes:
     """A real PNG of ``width`` x ``height`` black pixels: a few hundred kilobytes that decode to
     width x height x 3 bytes (a decompression bomb that does not lie about its size)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     packer, row, body = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
     for _ in range(height):
         body.append(packer.compress(row))
     body.append(packer.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b"")
+    return rgb_png(width, height, b"".join(body))
 
 
 def test_a_decompression_bomb_is_refused_without_the_memory_it_would_take(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Inbox, stop
+from helpers import Inbox, start_localsearch_server, stop
 
 pytestmark = pytest.mark.slow
 QUESTION = "When was the Harrowmere lighthouse first lit?"
@@ -34,12 +34,7 @@ def server(tmp_path_factory, web):
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_SERVE_WORKERS": "2",
                    "LOCALSEARCH_LOADED_MODELS": "2"}
     log = folder / "serve.log"
-    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, env=environment)
-    deadline = time.monotonic() + 120
-    while "serving on" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
+    process = start_localsearch_server(environment, log)
     yield {"environment": environment, "data": data, "log": log, "process": process, "folder": folder}
     stop(process)
 

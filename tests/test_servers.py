@@ -16,7 +16,7 @@ import pytest
 
 from localsearch.pipeline import fold_events
 
-from helpers import stop
+from helpers import start_localsearch_server, stop
 
 pytestmark = pytest.mark.slow
 QUESTION = "When was the Harrowmere lighthouse first lit?"
@@ -112,12 +112,7 @@ def test_a_dead_llm_server_falls_back_to_the_extractive_answer(make_pipeline, we
 def warm_server(home, tmp_path):
     environment = {"LOCALSEARCH_DATA_DIR": str(home / "data"), "LOCALSEARCH_CONFIG": str(home / "config.toml")}
     log = tmp_path / "serve.log"
-    process = subprocess.Popen([sys.executable, "-m", "localsearch", "serve"], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, env={**os.environ, **environment})
-    deadline = time.monotonic() + 120
-    while "serving on" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
+    process = start_localsearch_server({**os.environ, **environment}, log)
     yield environment, log
     stop(process)
 

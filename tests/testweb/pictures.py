@@ -21,7 +21,7 @@ import struct
 import zlib
 from functools import cache
 
-__all__ = ["PAGES", "ANSWERS", "page", "image", "search"]
+__all__ = ["PAGES", "ANSWERS", "page", "image", "search", "bomb_header", "rgb_png"]
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -113,12 +113,17 @@ def image(name: str) -> tuple[bytes, str] | None:
 def bomb_header(width: int, height: int) -> bytes:
     """A valid PNG whose header claims ``width`` x ``height`` pixels, holding (almost) nothing:
     what a decompression bomb looks like before it is unpacked."""
+    return rgb_png(width, height, zlib.compress(b"\x00" * 16))
+
+
+def rgb_png(width: int, height: int, compressed: bytes) -> bytes:
+    """A PNG of 8-bit RGB, ``width`` x ``height`` as its header says, with ``compressed`` as its
+    image data (zlib of the filtered rows, or anything a test wants there)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + \
-        chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b"")
 
 
 @cache
