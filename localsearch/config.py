@@ -76,12 +76,14 @@ CORE_SETTINGS = [
     Setting("max_tokens", 128, "most tokens the language model may write (an answer of two or three sentences "
             "with citations takes about 80)"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),
-    Setting("candidate_factor", 3, "passages searched for answer sentences: top_k times this", minimum=1),
+    Setting("candidate_factor", 5, "passages searched for answer sentences: top_k times this", minimum=1),
     Setting("keyword_weight", 0.35, "share of a sentence's score from the question's words (the rest: meaning)"),
     Setting("answer_kind_bonus", 0.15, "added to a sentence's score when it has the kind of answer the "
                                       "question asks for: a number for 'how many', a name for 'who'"),
     Setting("section_name_bonus", 0.15, "added to a sentence's score when its section is named for something "
                                        "the question names (max_connections, push.default, --depth, age())"),
+    Setting("search_rank_bonus", 0.1, "added to a sentence's score for its page's place in the search results: "
+                                     "all of it for the first page, a share falling to nothing past the last"),
     Setting("answer_from_evidence", True, "the model's answer stands only if what a source supports in it "
                                          "rests on the extractive answer's sentences (off: on any source sentence)"),
     Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),

@@ -200,15 +200,17 @@ class Pipeline:
                                    + "; ".join(f"{s.url} ({s.status})" for s in sources))
 
         yield run.start("retrieve")
-        chosen = self._select(question, focus, pages, store, run)
+        chosen = self._select(question, focus, pages, store, run, urls)
         yield run.end("retrieve", passages=len(chosen.passages), sentences=len(chosen.prompt_passages))
         yield Event("sources", {"sources": [s.to_dict() for s in sources],
                                 "passages": [p.to_dict() for p in chosen.passages]})
         return sources, pages, chosen
 
-    def _select(self, question: str, focus: str, pages: documents.Pages, store, run: Run) -> Selection:
-        """The best sentences of this question's pages: the nearest passages of the pages
-        already in the store, and the new pages' passages picked by words."""
+    def _select(self, question: str, focus: str, pages: documents.Pages, store, run: Run,
+                ranking: list[str]) -> Selection:
+        """The best sentences of this question's pages (``ranking``: their URLs in the search's
+        order): the nearest passages of the pages already in the store, and the new pages'
+        passages picked by words."""
         config = run.config
         query_vector = self.embed([question], "query", config)[0]
         new_urls = {document.url for document, _ in pages.new}
@@ -219,7 +221,8 @@ class Pipeline:
         stored = store.query(query_vector, config.top_k * config.candidate_factor * WIDE_NET,
                              urls=stored_urls) if stored_urls else []
         fresh = [passage for _, chunk in pages.new for passage in chunk]
-        return select(question, config, stored, fresh, query_vector, lambda t, k: self.embed(t, k, config), focus)
+        return select(question, config, stored, fresh, query_vector, lambda t, k: self.embed(t, k, config), focus,
+                      ranking)
 
     # -- indexing ------------------------------------------------------------------------
     def index(self, urls: list[str], *, refresh: bool = False, allow_files: bool = False,

@@ -31,13 +31,14 @@ class Selection:
 
 
 def select(question: str, config, stored: list[Passage], fresh: list[Passage], query_vector: list[float],
-           embed, focus: str = "") -> Selection:
+           embed, focus: str = "", ranking: list[str] | None = None) -> Selection:
     """Score the sentences of ``stored`` passages (from the store, with their similarity as
     score) and of ``fresh`` ones (new pages, not embedded yet) by meaning and by the
     question's rarer words.
 
     ``focus`` (text the user selected on a page) adds its words to the question's for the
-    word score, so that sentences about the selection rank higher.
+    word score, so that sentences about the selection rank higher. ``ranking`` (the pages'
+    URLs in the search engine's order) adds ``search_rank_bonus``, most for the first page.
     """
     words_of = f"{question} {focus}".strip()
     # New pages are not embedded yet (that waits until after the answer, as embedding every
@@ -79,6 +80,10 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
             passage.score = round(dot(query_vector, centroid) / norm, 4) if centroid else 0.0
 
     weight, kind, names = config.keyword_weight, asked_for(question), _names(question)
+    # The search engine ranked the pages by more than this question's words (titles, links, what
+    # people open): where two pages say the same, the one it put first is the better source.
+    ranking = ranking or []
+    place = {url: 1 - i / len(ranking) for i, url in enumerate(ranking)}
     for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
         # Meaning alone ranks the page's lead sentence first for every question about the
         # page; the question's rarer words find the sentence that answers this one.
@@ -92,6 +97,7 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
         # named for it, not in the other pages that mention it in passing.
         if names and names & _names(candidate.section.rsplit(" › ", 1)[-1]):
             candidate.score += config.section_name_bonus
+        candidate.score += config.search_rank_bonus * place.get(candidate.url, 0.0)
         candidate.score = round(candidate.score, 4)
 
     best = [0.0] * len(passages)

@@ -347,3 +347,25 @@ def test_every_marker_of_a_grounded_answer_is_backed(embed, reply):
     unsupported = answer.unsupported
     assert not supported & set(unsupported)
     assert len(supported) + len(unsupported) == len(reply.split(". "))  # every sentence is one or the other
+
+
+def test_a_model_answer_that_says_a_sentence_twice_does_not_stand(embed):
+    question = "Who kept the lamp burning at the lighthouse?"
+    once = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1].", embed)
+    twice = ground("The answer is: Edwin Marsh kept the lamp burning [1]. "
+                   "The answer is: Edwin Marsh kept the lamp burning [1].", embed)
+    assert all(c.supported for c in twice.citations)
+    assert why_not_standing(question, once) == ""
+    assert why_not_standing(question, twice) == "the model repeated itself"
+    assert why_not_standing(question, twice, evidence=once.citations) == "the model repeated itself"
+
+
+def test_on_the_short_leash_a_model_answer_with_an_unbacked_sentence_does_not_stand(embed):
+    question = "Who kept the lamp burning at the lighthouse?"
+    answer = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1]. "
+                    "Bananas are an excellent source of potassium for athletes.", embed)
+    evidence = [c for c in answer.citations if c.supported]
+    assert evidence and answer.unsupported == ["Bananas are an excellent source of potassium for athletes."]
+    assert why_not_standing(question, answer) == ""  # the long leash shows it, marked unsupported
+    assert why_not_standing(question, answer, evidence=evidence) == \
+        "the model's answer says what no source supports ('Bananas are an excellent source of potassium for athletes.')"

@@ -18,9 +18,10 @@ def _passage(url, text, **fields):
     return Passage(url=url, text=text, start=0, end=len(text), **fields)
 
 
-def _scores(question, embed, stored=(), fresh=(), **settings):
+def _scores(question, embed, stored=(), fresh=(), ranking=None, **settings):
     query = embed([question], "query")[0]
-    selection = select(question, Config.load(overrides=settings), list(stored), list(fresh), query, embed)
+    selection = select(question, Config.load(overrides=settings), list(stored), list(fresh), query, embed,
+                       ranking=ranking)
     return {c.text: c.score for c in selection.candidates}
 
 
@@ -60,3 +61,17 @@ def test_stored_passages_are_searched_by_words_as_well_as_by_meaning(embed):
     scores = _scores(question, embed, stored=near + [answer], top_k=2, candidate_factor=2)
     assert answer.text in scores
     assert len({text for text in scores if text.startswith("Statements")}) < 20  # the net stays narrow
+
+
+def test_of_two_pages_that_say_the_same_the_one_the_search_put_first_ranks_first(embed):
+    # git-rev-parse(1) and gitrevisions(7) hold the same text; the search engine's order says
+    # which page the reader should be sent to.
+    text = "A suffix ~<n> to a revision parameter means the commit object that is the nth generation ancestor."
+    pages = ["http://a.example/gitrevisions", "http://a.example/git-rev-parse"]
+    fresh = [_passage(url, text, section="SPECIFYING REVISIONS") for url in pages]
+    for ranking in (pages, pages[::-1]):
+        query = embed(["What is HEAD~3 equivalent to?"], "query")[0]
+        selection = select("What is HEAD~3 equivalent to?", Config.load(), [], fresh, query, embed, ranking=ranking)
+        best = max(selection.candidates, key=lambda c: c.score)
+        assert best.url == ranking[0]
+        assert best.score - min(c.score for c in selection.candidates) == pytest.approx(0.1 / 2, abs=1e-3)
