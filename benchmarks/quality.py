@@ -25,7 +25,10 @@ def evaluate_with(web, settings, data_dir: str, **overrides) -> dict:
 
     questions = load_questions(str(QA_FILE), web.url)[: settings.qa_limit]
     pipeline = Pipeline(engines=["searxng"], searxng_url=web.url, data_dir=data_dir, **overrides)
-    return evaluate(lambda question: pipeline.ask(question), questions)["summary"]
+    try:
+        return evaluate(lambda question: pipeline.ask(question), questions)["summary"]
+    finally:  # its pages still waiting to be stored would compete with the next run's questions
+        pipeline.close()
 
 
 def run(web, settings, home: Path) -> list[Row]:

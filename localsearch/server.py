@@ -245,7 +245,12 @@ def serve(config: Config, log=lambda message: print(redact(message), file=sys.st
         pass
     finally:
         server.server_close()
-        session.close()
+        waiting = session.pipeline.indexer.waiting()
+        if waiting:
+            log(f"storing the {waiting} page(s) read but not stored yet (Ctrl-C to stop now)")
+        dropped = session.close()
+        if dropped:
+            log(f"stopped without storing {dropped} page(s): they are read again when next asked for")
         path.unlink(missing_ok=True)
         lock.close()
 

@@ -134,15 +134,17 @@ class Session:
                 if owner is scope:
                     job.cancel.set()
 
-    def close(self, store_within: float = STORE_BEFORE_CLOSE) -> None:
+    def close(self, store_within: float = STORE_BEFORE_CLOSE) -> int:
         """Stop every request; the pages read but not stored yet get ``store_within`` seconds
-        to be stored (what is left is read again when next asked for)."""
+        to be stored, or until Ctrl-C (what is left is read again when next asked for).
+        Returns how many pages were not stored."""
         with self._lock:
             for job in self._running.values():
                 job.cancel.set()
             self._waiting.clear()
-        self.pipeline.indexer.drain(store_within)
+        dropped = self.pipeline.indexer.store_or_drop(store_within)
         self.pipeline.close()
+        return dropped
 
     # -- inside ---------------------------------------------------------------------------
     def _work(self, job: _Job | None) -> None:
@@ -359,6 +361,11 @@ def _store_before_exit() -> None:
     """A command's pages are stored before its process ends: they were read, so keep them."""
     waiting = sum(session.pipeline.indexer.waiting() for session in _local.values())
     if waiting and sys.stderr.isatty():
-        sys.stderr.write(f"storing {waiting} page{'s' if waiting != 1 else ''} in the local index...\n")
-    for session in _local.values():
-        session.pipeline.indexer.drain()
+        sys.stderr.write(f"storing {_pages(waiting)} in the local index (Ctrl-C to skip)...\n")
+    dropped = sum(session.pipeline.indexer.store_or_drop() for session in _local.values())
+    if dropped and sys.stderr.isatty():
+        sys.stderr.write(f"not stored: {_pages(dropped)}, read again when next asked for\n")
+
+
+def _pages(count: int) -> str:
+    return f"{count} page{'s' if count != 1 else ''}"

@@ -79,6 +79,7 @@ def score(item: dict, result: dict, seconds: float, stamps: dict | None = None) 
         "fabricated_urls": _fabricated_urls(result),
         "stages": dict(result.get("timings", {})),
         "after_pages": stamps.get("after_pages"),  # pages arrived -> the first answer event
+        "token_after_pages": stamps.get("token_after_pages"),  # pages arrived -> the model's first token
         "page_sizes": stamps.get("page_sizes", []),  # characters of HTML of each page read
     }
 
@@ -100,6 +101,7 @@ def summarize(rows: list[dict]) -> dict:
         "median_first_token_seconds": _median([r["first_token"] for r in rows]),
         "p90_seconds": round(seconds[min(len(seconds) - 1, int(0.9 * len(seconds)))], 3),
         "median_after_pages_seconds": _median([r["after_pages"] for r in rows]),
+        "median_token_after_pages_seconds": _median([r["token_after_pages"] for r in rows]),
         "median_stage_seconds": {stage: _median([r["stages"].get(stage) for r in rows])
                                  for stage in dict.fromkeys(s for r in rows for s in r["stages"])},
         "page_chars_median": _median([size for r in rows for size in r["page_sizes"]]),
@@ -117,7 +119,12 @@ def _median(values):
 def _stamps(stamped: list) -> dict:
     fetched = next((t for t, e in stamped if e.type == "stage_end" and e.data.get("stage") == "fetch"), None)
     first = next((t for t, e in stamped if e.type in ("extractive_answer", "answer")), None)
-    return {"after_pages": round(first - fetched, 3) if fetched is not None and first is not None else None,
+    token = next((t for t, e in stamped if e.type == "answer_delta"), None)
+
+    def after_pages(stamp):
+        return round(stamp - fetched, 3) if fetched is not None and stamp is not None else None
+
+    return {"after_pages": after_pages(first), "token_after_pages": after_pages(token),
             "page_sizes": [e.data["size"] for _, e in stamped if e.type == "page" and "size" in e.data]}
 
 

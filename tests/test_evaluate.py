@@ -44,6 +44,7 @@ def test_evaluation_of_the_extractive_answers(make_pipeline, web):
     json.dumps(report)  # the --json output is plain JSON
     # Timing from the pages to the first answer, each stage, and the sizes of the pages read.
     assert 0 < summary["median_after_pages_seconds"] < summary["median_seconds"]
+    assert summary["median_token_after_pages_seconds"] is None  # no model, no token
     assert {"search", "fetch", "extract", "retrieve"} <= set(summary["median_stage_seconds"])
     assert summary["page_chars_max"] >= summary["page_chars_median"] > 1000
     assert summary["unbacked_markers"] == 0 and summary["fabricated_urls"] == 0
@@ -59,3 +60,13 @@ def test_markers_without_a_citation_and_urls_from_nowhere_are_counted():
     row = score(item, result, 1.0)
     assert row["unbacked_markers"] == 1  # [2] has no supported citation; `xs[3]` is code
     assert row["fabricated_urls"] == 1
+
+
+def test_the_models_first_token_is_timed_from_the_pages_arriving():
+    from localsearch.types import Event
+    from localsearch_plugins.evaluate import _stamps
+
+    stamped = [(1.0, Event("stage_end", {"stage": "fetch"})), (1.4, Event("extractive_answer", {})),
+               (2.9, Event("answer_delta", {"text": "The"})), (3.0, Event("answer_delta", {"text": " default"}))]
+    assert _stamps(stamped)["after_pages"] == 0.4
+    assert _stamps(stamped)["token_after_pages"] == 1.9
