@@ -86,6 +86,21 @@ def test_cited_answer_maps_to_served_pages(make_pipeline, web):
         < kinds.index("answer") < kinds.index("done")
 
 
+def test_selection_is_given_the_pages_in_the_search_engines_order(make_pipeline, monkeypatch):
+    # The order earns search_rank_bonus (tested in test_selection): it must reach selection.
+    import localsearch.pipeline as pipeline_module
+
+    given, real = [], pipeline_module.select
+
+    def spy(*args, **kwargs):
+        given.append(args[-1])  # ranking, the last argument
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "select", spy)
+    result = answer_of(list(make_pipeline().ask(QUESTION)))
+    assert given == [[s["url"] for s in result["sources"]]] and len(given[0]) > 1
+
+
 def test_second_ask_uses_the_page_cache(make_pipeline, web):
     counting = CountingEmbedder()
     with registered(counting, "counting-embedder"):
