@@ -102,3 +102,19 @@ def test_a_new_page_is_added_without_filtering_the_index(store, monkeypatch):
     add_page(store, "https://example.org/first", ["one again"], unit(rng, 1))
     assert filters == []  # old passages deleted by id, a new page deletes nothing
     assert store.count() == 2
+
+
+def test_a_page_another_process_is_writing_is_in_no_answer(store):
+    from localsearch_plugins.chroma_store import _page_id
+
+    rng = np.random.default_rng(5)
+    done, half = "https://example.org/done", "https://example.org/half-written"
+    add_page(store, done, [f"done {j}" for j in range(4)], unit(rng, 4))
+    add_page(store, half, [f"half {j}" for j in range(4)], unit(rng, 4))
+    query = unit(rng, 1)[0].tolist()
+    assert {p.url for p in store.query(query, 8)} == {done, half}
+    # What a writer leaves while its passages go in (or when it was killed there).
+    record = store.pages.get(ids=[_page_id(half)], include=["metadatas"])["metadatas"][0]
+    store.pages.update(ids=[_page_id(half)], metadatas=[{**record, "writing": 1}])
+    assert {p.url for p in store.query(query, 8)} == {done}  # the nearest, over the whole index
+    assert {p.url for p in store.query(query, 8, urls=[done, half])} == {done}  # the passages of a few pages
