@@ -4,8 +4,8 @@ storing one question's pages never delays the next question.
 
 Until a page is stored it stays pending here: a question that needs it meanwhile reads it from
 here (its passages are picked like a new page's) instead of fetching it again, so nothing read
-is lost while it waits. ``drain`` waits for the queue (a one-shot command before it exits);
-``store_or_drop`` does so until Ctrl-C, and ``cancel`` drops what waits.
+is lost while it waits. ``drain`` waits for the queue; ``finish`` does so until Ctrl-C and
+stops (a server or a one-shot command before it exits); ``cancel`` drops what waits.
 """
 
 from __future__ import annotations
@@ -115,19 +115,19 @@ class Indexer:
                 self._condition.wait(left)
             return not self._pending
 
-    def store_or_drop(self, timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` seconds for what waits to be stored (see ``drain``), then drop
-        what is left; Ctrl-C while it waits drops it at once (the user would rather stop now,
-        and a page not stored is read again when it is next asked for). Returns how many pages
-        are not stored, the one being stored now included: ``close`` stops it after its batch."""
+    def finish(self, timeout: float | None = None) -> int:
+        """Store what waits, for up to ``timeout`` seconds or until Ctrl-C (the user would
+        rather stop now: a page not stored is read again when it is next asked for), then stop
+        (see ``close``). Returns how many pages were not stored."""
         try:
             self.drain(timeout)
         except KeyboardInterrupt:
             pass
-        with self._condition:  # counted and dropped at once: nothing is stored in between
-            left = len(self._pending)
-            self.cancel()
-        return left
+        with self._condition:
+            waiting, stored = len(self._pending), self.stored
+        self.close()  # the page in hand is stored if its last batch is under way, else dropped
+        with self._condition:
+            return waiting - (self.stored - stored)
 
     def cancel(self) -> int:
         """Drop what waits (not the page being stored now); returns how many pages were dropped."""

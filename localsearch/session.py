@@ -142,7 +142,7 @@ class Session:
             for job in self._running.values():
                 job.cancel.set()
             self._waiting.clear()
-        dropped = self.pipeline.indexer.store_or_drop(store_within)
+        dropped = self.pipeline.indexer.finish(store_within)
         self.pipeline.close()
         return dropped
 
@@ -362,7 +362,7 @@ def _store_before_exit() -> None:
     waiting = sum(session.pipeline.indexer.waiting() for session in _local.values())
     if waiting and sys.stderr.isatty():
         sys.stderr.write(f"storing {_pages(waiting)} in the local index (Ctrl-C to skip)...\n")
-    dropped = sum(session.pipeline.indexer.store_or_drop() for session in _local.values())
+    dropped = sum(session.pipeline.indexer.finish() for session in _local.values())
     if dropped and sys.stderr.isatty():
         sys.stderr.write(f"not stored: {_pages(dropped)}, read again when next asked for\n")
 
