@@ -229,28 +229,31 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
     what the question asks for (see ``unanswered``); or, given ``evidence`` (the extractive
     answer's citations: the best-ranked sentences), when they name or number nothing the
     question does not (a restatement), when a supported sentence rests on any other
-    sentence, when it names or numbers what the evidence does not, or when a sentence of it no
-    source supports. It never stands when it says a sentence twice. A small model that
-    strays from the best evidence has usually picked up the wrong date or name from elsewhere
+    sentence, when it names or numbers what the evidence does not, when it says a sentence
+    twice, or when a sentence no source supports names or numbers something. A small model
+    that strays from the best evidence has usually picked up the wrong date or name from elsewhere
     on the page ("first lit on 2 March 2024", the day it reopened), and the similarity check
     cannot tell.
     """
     supported = [c for c in answer.citations if c.supported]
     if not supported:
         return "no source supports the model's answer"
-    text = CITATION_RE.sub("", answer.text)  # the text holds only the markers grounding put back
-    said = [" ".join(text[a:b].lower().split()) for a, b in split_sentences(text)]
-    said = [sentence for sentence in said if len(sentence.split()) > 2]  # not a list label ("1.")
-    if len(set(said)) < len(said):  # "The answer is: X [1]. The answer is: X [1]. ..."
-        return "the model repeated itself"
     lacking = unanswered(question, " ".join(c.sentence for c in supported))
     if lacking:
         return f"the sentences a source supports do not give {lacking} the question asks for"
     if evidence is not None:
-        # On the short leash nothing goes unbacked: "you can use the `+` operator", beside a
-        # cited line of code, is what a small model makes up.
-        if answer.unsupported:
-            return f"the model's answer says what no source supports ({answer.unsupported[0]!r})"
+        # On the short leash a small model's answer says nothing twice ("The answer is: X [1].
+        # The answer is: X [1]. ..."); steps of a bigger model's procedure may.
+        text = CITATION_RE.sub("", answer.text)  # the text holds only the markers grounding put back
+        sentences = [" ".join(text[a:b].lower().split()) for a, b in split_sentences(text)]
+        sentences = [sentence for sentence in sentences if len(sentence.split()) > 2]  # not a label ("1.")
+        if len(set(sentences)) < len(sentences):
+            return "the model repeated itself"
+        # ... and it names nothing unbacked: "you can use the `+` operator", beside a cited
+        # line of code, is what a small model makes up ("Sure!" names nothing).
+        unbacked = [sentence for sentence in answer.unsupported if _facts(sentence)]
+        if unbacked:
+            return f"the model's answer says what no source supports ({unbacked[0]!r})"
         # "The server logs every query that runs longer than a given time" restates the
         # question: on the short leash, an answer names or numbers something it does not.
         if not any(_absent(_facts(c.sentence), question) for c in supported):

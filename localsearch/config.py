@@ -83,7 +83,8 @@ CORE_SETTINGS = [
     Setting("section_name_bonus", 0.15, "added to a sentence's score when its section is named for something "
                                        "the question names (max_connections, push.default, --depth, age())"),
     Setting("search_rank_bonus", 0.1, "added to a sentence's score for its page's place in the search results: "
-                                     "all of it for the first page, a share falling to nothing past the last"),
+                                     "all of it for the first page (or the page the browser asks about), a share "
+                                     "falling to nothing past the last"),
     Setting("answer_from_evidence", True, "the model's answer stands only if what a source supports in it "
                                          "rests on the extractive answer's sentences (off: on any source sentence)"),
     Setting("prompt_chars", 1600, "most characters of source text put into the prompt"),

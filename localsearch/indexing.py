@@ -125,7 +125,10 @@ class Indexer:
             pass
         with self._condition:
             waiting, stored = len(self._pending), self.stored
-        self.close()  # the page in hand is stored if its last batch is under way, else dropped
+        try:
+            self.close()  # the page in hand is stored if its last batch is under way, else dropped
+        except KeyboardInterrupt:  # pressed again: stop waiting for that batch too
+            pass
         with self._condition:
             return waiting - (self.stored - stored)
 

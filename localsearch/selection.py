@@ -81,9 +81,12 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
 
     weight, kind, names = config.keyword_weight, asked_for(question), _names(question)
     # The search engine ranked the pages by more than this question's words (titles, links, what
-    # people open): where two pages say the same, the one it put first is the better source.
+    # people open): where two pages say the same, the one it put first is the better source. The
+    # page the browser sends with "ask about this page" comes first.
     ranking = ranking or []
-    place = {url: 1 - i / len(ranking) for i, url in enumerate(ranking)}
+    place: dict[str, float] = {}
+    for i, url in enumerate(ranking):
+        place.setdefault(url, 1 - i / len(ranking))  # a URL listed twice keeps its better place
     for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
         # Meaning alone ranks the page's lead sentence first for every question about the
         # page; the question's rarer words find the sentence that answers this one.

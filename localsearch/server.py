@@ -244,15 +244,17 @@ def serve(config: Config, log=lambda message: print(redact(message), file=sys.st
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
-        waiting = session.pipeline.indexer.waiting()
-        if waiting:
-            log(f"storing the {waiting} page(s) read but not stored yet (Ctrl-C to stop now)")
-        dropped = session.close()
-        if dropped:
-            log(f"stopped without storing {dropped} page(s): they are read again when next asked for")
-        path.unlink(missing_ok=True)
-        lock.close()
+        try:
+            server.server_close()
+            waiting = session.pipeline.indexer.waiting()
+            if waiting:
+                log(f"storing the {waiting} page(s) read but not stored yet (Ctrl-C to stop now)")
+            dropped = session.close()
+            if dropped:
+                log(f"stopped without storing {dropped} page(s): they are read again when next asked for")
+        finally:  # however the stop went (a Ctrl-C in the middle of it), the socket and the lock go
+            path.unlink(missing_ok=True)
+            lock.close()
 
 
 def _server_lock(path: Path, socket_file: Path, wait: float = 90.0):

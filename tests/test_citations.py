@@ -349,18 +349,23 @@ def test_every_marker_of_a_grounded_answer_is_backed(embed, reply):
     assert len(supported) + len(unsupported) == len(reply.split(". "))  # every sentence is one or the other
 
 
-def test_a_model_answer_that_says_a_sentence_twice_does_not_stand(embed):
+def test_on_the_short_leash_a_model_answer_that_says_a_sentence_twice_does_not_stand(embed):
     question = "Who kept the lamp burning at the lighthouse?"
     once = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1].", embed)
     twice = ground("The answer is: Edwin Marsh kept the lamp burning [1]. "
                    "The answer is: Edwin Marsh kept the lamp burning [1].", embed)
     assert all(c.supported for c in twice.citations)
-    assert why_not_standing(question, once) == ""
-    assert why_not_standing(question, twice) == "the model repeated itself"
-    assert why_not_standing(question, twice, evidence=once.citations) == "the model repeated itself"
+    evidence = [c for c in once.citations if c.supported]
+    assert why_not_standing(question, once, evidence=evidence) == ""
+    assert why_not_standing(question, twice, evidence=evidence) == "the model repeated itself"
+    assert why_not_standing(question, twice) == ""  # the long leash: a procedure may repeat a step
+    # Two lists both begin with "1.": a label said twice is not a sentence said twice.
+    labels = ground("1. Its keeper, Edwin Marsh, kept the lamp burning for forty years [1]. "
+                    "1. Edwin Marsh kept the lamp burning [1].", embed)
+    assert why_not_standing(question, labels, evidence=evidence) != "the model repeated itself"
 
 
-def test_on_the_short_leash_a_model_answer_with_an_unbacked_sentence_does_not_stand(embed):
+def test_on_the_short_leash_a_model_answer_with_an_unbacked_claim_does_not_stand(embed):
     question = "Who kept the lamp burning at the lighthouse?"
     answer = ground("Its keeper, Edwin Marsh, kept the lamp burning for forty years [1]. "
                     "Bananas are an excellent source of potassium for athletes.", embed)
@@ -369,3 +374,7 @@ def test_on_the_short_leash_a_model_answer_with_an_unbacked_sentence_does_not_st
     assert why_not_standing(question, answer) == ""  # the long leash shows it, marked unsupported
     assert why_not_standing(question, answer, evidence=evidence) == \
         "the model's answer says what no source supports ('Bananas are an excellent source of potassium for athletes.')"
+    # Small talk names nothing: it costs the answer nothing.
+    polite = ground("Sure! Its keeper, Edwin Marsh, kept the lamp burning for forty years [1]. I hope this helps.",
+                    embed)
+    assert polite.unsupported and why_not_standing(question, polite, evidence=evidence) == ""

@@ -476,13 +476,11 @@ def test_an_image_that_cannot_be_taken_is_refused_with_why_within_bounded_time(t
     assert time.monotonic() - started < 2.0
 
 
-def test_an_upscale_whose_result_would_pass_the_pixel_bound_is_refused_before_it_runs(tools):
+def test_an_upscale_whose_result_would_pass_the_pixel_bound_is_refused_saying_why(tools):
     config = Config.load(overrides={"image_max_pixels": 20_000})
     assert run_tool("up", drawn(60, 60), config)  # 120 x 120 = 14,400 pixels: within the bound
-    started = time.monotonic()
     with pytest.raises(ImageError, match=r"would be 160 x 160 pixels, over the 20,000-pixel bound \(image_max_pixels\)"):
         run_tool("up", drawn(80, 80), config)  # 6,400 pixels in, 25,600 out
-    assert time.monotonic() - started < 1.0
 
 
 def test_masks_and_options_are_checked_before_anything_runs(tools):
