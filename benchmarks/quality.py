@@ -17,14 +17,21 @@ LARGE_PROMPT_CHARS = 4800  # about 1,250 prompt tokens: the top passages nearly 
 
 
 def evaluate_with(web, settings, data_dir: str, **overrides) -> dict:
-    """``localsearch eval`` in this process: one Pipeline answers every question."""
-    from localsearch.pipeline import Pipeline
-    from localsearch_plugins.evaluate import evaluate, load_questions
+    """``localsearch eval`` of the test web's QA set in this process (see ``answered``)."""
+    from localsearch_plugins.evaluate import load_questions
 
     from .corpus import QA_FILE
 
     questions = load_questions(str(QA_FILE), web.url)[: settings.qa_limit]
-    pipeline = Pipeline(engines=["searxng"], searxng_url=web.url, data_dir=data_dir, **overrides)
+    return answered(questions, web.url, data_dir, **overrides)
+
+
+def answered(questions: list[dict], searxng_url: str, data_dir: str, **overrides) -> dict:
+    """The summary of ``questions`` answered by one Pipeline searching ``searxng_url``."""
+    from localsearch.pipeline import Pipeline
+    from localsearch_plugins.evaluate import evaluate
+
+    pipeline = Pipeline(engines=["searxng"], searxng_url=searxng_url, data_dir=data_dir, **overrides)
     try:
         return evaluate(lambda question: pipeline.ask(question), questions)["summary"]
     finally:  # its pages still waiting to be stored would compete with the next run's questions

@@ -70,8 +70,9 @@ def naive_figures(web, questions: list[dict]) -> dict:
 
 
 def run(web, settings, home: Path) -> list[Row]:
-    from localsearch.pipeline import Pipeline
-    from localsearch_plugins.evaluate import evaluate, load_questions
+    from localsearch_plugins.evaluate import load_questions
+
+    from .quality import answered
 
     docs = docs_module()
     missing = docs.missing_packages()
@@ -80,12 +81,7 @@ def run(web, settings, home: Path) -> list[Row]:
     questions = load_questions(str(docs.QA_FILE), web.url)[: settings.qa_limit]
 
     def figures(name, **overrides):
-        pipeline = Pipeline(engines=["searxng"], searxng_url=web.url + "/docs",
-                            data_dir=tempfile.mkdtemp(prefix=name, dir=home), **overrides)
-        try:
-            return evaluate(lambda question: pipeline.ask(question), questions)["summary"]
-        finally:  # its pages still waiting to be stored would compete with the next run's questions
-            pipeline.close()
+        return answered(questions, web.url + "/docs", tempfile.mkdtemp(prefix=name, dir=home), **overrides)
 
     extractive = figures("docs-extractive", llm=False)
     model = figures("docs-llm", llm=True)
