@@ -12,6 +12,7 @@ from .extractive import extractive_answer
 from .errors import Cancelled
 from .events import Run, warning
 from .plugins import pm
+from .question import Question, analyse
 from .prompt import default_messages
 from .selection import Selection
 from .types import Answer, Citation, Document, Event, Source
@@ -26,23 +27,23 @@ def answer_document(answer: Answer, usage: dict | None = None, timings: dict | N
     return {**data, "usage": usage or {}, "timings": dict(timings or {})}
 
 
-def answer(question: str, conversation: list[dict], sources: list[Source], selection: Selection,
+def answer(question: str | Question, conversation: list[dict], sources: list[Source], selection: Selection,
            documents: dict[str, Document], model, model_error: str | None, embed, run: Run) -> Iterator[Event]:
     """Yields ``extractive_answer``, the model's ``answer_delta``s, and the final ``answer``
     (with the ``turn`` a follow-up question continues from)."""
-    config = run.config
+    config, question = run.config, analyse(question)
     if not selection.candidates:
         yield warning("the pages read have no passage to answer from")
-        yield Event("answer", {**answer_document(Answer(question=question, sources=sources), timings=run.timings),
-                               "turn": {"question": question, "answer": ""}})
+        yield Event("answer", {**answer_document(Answer(question=question.text, sources=sources), timings=run.timings),
+                               "turn": {"question": question.text, "answer": ""}})
         return
     extractive = extractive_answer(question, sources, selection.candidates)
     extractive.model = model.name if model is not None else None
     yield Event("extractive_answer", answer_document(extractive, timings=run.timings))
 
     final, usage = extractive, {}
-    turn: dict = {"question": question}  # what a follow-up question needs of this one
-    if config.llm and model is None:
+    turn: dict = {"question": question.text}  # what a follow-up question needs of this one
+    if config.llm and model is None and model_error:
         yield warning(f"no LLM answer: {model_error}", "answer")
     if model is not None:
         text, usage, messages, looped = yield from _generate(question, conversation, sources, selection, model, run)
@@ -63,6 +64,7 @@ def answer(question: str, conversation: list[dict], sources: list[Source], selec
                 why = "the model repeated itself"
             if not why:
                 final = checked
+                final.short_answer = extractive.short_answer  # verbatim from the best source sentence
             else:
                 # Nothing the model wrote is backed by a source, or what is backed does not
                 # answer the question or strays from the best evidence: the cited extract is
@@ -82,12 +84,12 @@ def _generate(question, conversation, sources, selection: Selection, model, run:
     config = run.config
     yield run.start("answer")
     try:
-        messages = pm.hook.build_prompt(question=question, sources=sources, passages=selection.prompt_passages,
+        messages = pm.hook.build_prompt(question=question.text, sources=sources, passages=selection.prompt_passages,
                                         conversation=conversation, config=config)
     except Exception as error:  # the built-in prompt stands in for a broken one
         yield warning(f"prompt plugin failed: {error}", "answer")
         messages = None
-    messages = messages or default_messages(question, sources, selection.prompt_passages, conversation)
+    messages = messages or default_messages(question.text, sources, selection.prompt_passages, conversation)
     text, started, first_token, looped = "", time.perf_counter(), None, False
     stream = model.stream(messages, max_tokens=config.max_tokens, temperature=config.temperature)
     try:

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 
 from .text import (CITATION_RE, STOPWORDS, citation_numbers, code_terms, dot, gives_orders, outside_code,
                    split_sentences, stem, without_code)
+from .question import Question, analyse, gives, terms_of
 from .types import Answer, Citation, Passage, Source
 
-__all__ = ["ground_answer", "sanitize_answer_text", "make_citation", "with_markers", "missing_facts", "unanswered", "asked_for",
-           "asks_for_code", "gives", "why_not_standing"]
+__all__ = ["ground_answer", "sanitize_answer_text", "make_citation", "with_markers", "missing_facts", "unanswered",
+           "why_not_standing"]
 
 # "capital. [1]" -> "capital [1]." so that a marker after the full stop stays with its sentence.
 _MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
@@ -91,10 +92,6 @@ def make_citation(n: int, source: Source, candidate: Passage, sentence: str, sco
 _TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")
 
 
-def _terms(text: str) -> set[str]:
-    return {t.replace(",", "").lower() for t in _TERM.findall(text)}
-
-
 def missing_facts(sentence: str, source_text: str) -> list[str]:
     """Numbers and names in ``sentence`` that ``source_text`` never mentions.
 
@@ -154,7 +151,7 @@ def _absent(facts: list[str], text: str) -> list[str]:
     """Those of ``facts`` that ``text`` lacks; an inflected name ("Ferries", "Ferry") is there."""
     if not facts:  # nothing to look for (a sentence adding no name or number): every text holds it
         return []
-    known = _terms(text)
+    known = terms_of(text)
     stems = {stem(term) for term in known}
     folded = text.replace("`", "").lower()
     return [fact for fact in facts
@@ -162,67 +159,21 @@ def _absent(facts: list[str], text: str) -> list[str]:
                 fact.replace(",", "").lower() not in known and stem(fact.lower()) not in stems)]
 
 
-# What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
-_ASKS_NUMBER = re.compile(
-    r"^(?:(?:in|on|at|for|by|from|since|until|after|before|to)\s+)?(?:when\b|(?:what|which)\s+"
-    r"(?:year|date|day|month|decade|century)\b|how\s+(?:many|much|long|often|far|old|big|high|tall|deep|"
-    r"heavy|fast|large|wide|short|early|late)\b)", re.I)
-_ASKS_NAME = re.compile(r"^(?:(?:by|to|for|with|from|of)\s+)?(?:who|whom|whose)\b|"
-                        r"\b(?:name|named|called|codename|titled)\b", re.I)
-_NUMBER_WORDS = set("""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
-fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
-thousand million billion dozen half twice january february march april june july august september
-october november december monday tuesday wednesday thursday friday saturday sunday""".split())
 _LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s+")  # "1. The answer is ..." numbers a list, says nothing
 
 
-def asked_for(question: str) -> str:
-    """What kind of answer ``question`` wants, by its opening words: "a number or date" ("when",
-    "how many", "in what year"), "a name" ("who", "what is the name of"), or "" (anything)."""
-    if _ASKS_NUMBER.match(question.strip()):
-        return "a number or date"
-    if _ASKS_NAME.search(question):
-        return "a name"
-    return ""
-
-
-_ASKS_CODE = re.compile(r"\b(?:how\s+(?:do|can|would|should)\s+(?:i|you|we|one)|how\s+to|commands?|code|syntax|"
-                        r"examples?|snippets?|scripts?|invocation|usage)\b", re.I)
-
-
-def asks_for_code(question: str) -> bool:
-    """Whether ``question`` may be answered with code: it asks how to do something, or names
-    a command, code, syntax or an example. Otherwise code is not quoted as an answer."""
-    return _ASKS_CODE.search(question) is not None
-
-
-def gives(kind: str, question: str, sentence: str) -> bool:
-    """Whether ``sentence`` has an answer of ``kind`` (see ``asked_for``) that ``question``
-    itself does not already contain."""
-    asked = _terms(question)
-    words = [w for w in _TERM.findall(_LIST_NUMBER.sub("", sentence)) if w.replace(",", "").lower() not in asked]
-    if kind == "a number or date":
-        return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS or w == "May" for w in words)
-    if kind == "a name":
-        # "The chief executive of the Norvane Ferry Company is Norvane Ferries" names nobody.
-        asked_stems = {stem(term) for term in asked}
-        return any(w[0].isupper() and len(w) > 1 and w.lower() not in STOPWORDS
-                   and stem(w.lower()) not in asked_stems for w in words)
-    return True
-
-
-def unanswered(question: str, sentence: str) -> str:
+def unanswered(question: str | Question, sentence: str) -> str:
     """What ``question`` asks for that ``sentence`` does not give, or "".
 
     A small model often restates the question ("The codename of the 3.0 release is Quillstone
     3.0") or the source's title, which the similarity check passes; a "when" question answered
     without a date has not been answered.
     """
-    kind = asked_for(question)
-    return kind if kind and not gives(kind, question, sentence) else ""
+    question = analyse(question)
+    return question.asks if not gives(question, sentence) else ""
 
 
-def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | None = None) -> str:
+def why_not_standing(question: str | Question, answer: Answer, evidence: list[Citation] | None = None) -> str:
     """Why a grounded model ``answer`` must not replace the extractive one, or "" if it may.
 
     It may not when no source supports any of it; when the supported sentences do not give
@@ -235,6 +186,7 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
     on the page ("first lit on 2 March 2024", the day it reopened), and the similarity check
     cannot tell.
     """
+    question = analyse(question)
     supported = [c for c in answer.citations if c.supported]
     if not supported:
         return "no source supports the model's answer"
@@ -256,7 +208,7 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
             return f"the model's answer says what no source supports ({unbacked[0]!r})"
         # "The server logs every query that runs longer than a given time" restates the
         # question: on the short leash, an answer names or numbers something it does not.
-        if not any(_absent(_facts(c.sentence), question) for c in supported):
+        if not any(_absent(_facts(c.sentence), question.text) for c in supported):
             return "the model's answer names nothing the question does not"
         best = {(c.url, c.start, c.end) for c in evidence}
         strays = [c.sentence for c in supported if (c.url, c.start, c.end) not in best]
@@ -264,14 +216,14 @@ def why_not_standing(question: str, answer: Answer, evidence: list[Citation] | N
             return f"the model's answer rests on other sentences than the best-ranked ones ({strays[0]!r})"
         # Similar is not the same: "The permissions of /etc/shadow are 4" is near the row that
         # gives them as -rw-r-----, and the 4 came from elsewhere on the page.
-        said = " ".join([question] + [f"{c.section} {c.sentence} {c.quote}" for c in evidence])
+        said = " ".join([question.text] + [f"{c.section} {c.sentence} {c.quote}" for c in evidence])
         added = [fact for c in supported for fact in _absent(_facts(c.sentence), said)]
         if added:
             return f"the model's answer says what its evidence does not ({added[0]!r})"
     return ""
 
 
-def ground_answer(question: str, text: str, sources: list[Source], candidates: list[Passage],
+def ground_answer(question: str | Question, text: str, sources: list[Source], candidates: list[Passage],
                   candidate_vectors: list[list[float]], embed, threshold: float,
                   documents: dict[str, str]) -> Answer:
     """Check the citations of a generated ``text`` against ``candidates`` (sentence passages).
@@ -279,6 +231,7 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     ``embed(texts)`` returns normalised vectors for answer sentences; ``documents`` maps each
     source URL to its full text, for the names-and-numbers check.
     """
+    question = analyse(question)
     by_url = {s.url: s for s in sources}
     by_n = {s.n: s for s in sources}
     per_source: dict[int, list[int]] = {}
@@ -310,7 +263,7 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
     # Every sentence is checked, however short: "Delacre [1]." names someone just as well.
     vectors = list(embed([clean for _, clean, _ in parsed])) if parsed and candidates else [None] * len(parsed)
     # A word the sources or the question write in lower case is no name when it opens a sentence.
-    common = _lower_case_words(question, *documents.values())
+    common = _lower_case_words(question.text, *documents.values())
 
     def check(n: int, clean: str, scores: list[float]) -> Citation:
         source, facts = by_n[n], _facts(clean, common)
@@ -318,7 +271,7 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
         # What the sentence adds to the question and the title (the answer's names and numbers)
         # must be in the source sentence it is tied to: by similarity alone "perihelion on 24
         # February" rests on the sentence that says 14 February, and the reader is sent there.
-        adds = _absent(facts, f"{question} {source.title}")
+        adds = _absent(facts, f"{question.text} {source.title}")
         holding = [j for j in per_source[n] if not _absent(adds, candidates[j].text)]
         best = max(holding or per_source[n], key=lambda j: scores[j])
         if missing:
@@ -331,7 +284,7 @@ def ground_answer(question: str, text: str, sources: list[Source], candidates: l
             reason = ""
         return make_citation(n, by_n[n], candidates[best], clean, scores[best], not reason, reason)
 
-    answer = Answer(question=question, sources=sources)
+    answer = Answer(question=question.text, sources=sources)
     rebuilt = []
     for (label, clean, numbers), vector in zip(parsed, vectors):
         cited: list[Citation] = []

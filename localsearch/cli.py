@@ -118,6 +118,17 @@ def _progress(event, show):
         click.secho(("\r\033[K" if live else "") + line, fg=colour, err=True)
 
 
+NOTHING_ANSWERS = "Nothing in the pages read answers this question."
+
+
+def _print_answer_text(answer):
+    """The short answer first, in bold, then the sentences that support it."""
+    short = answer.get("short_answer")
+    if short:
+        click.secho(f"{short['text']} [{short['n']}]", bold=True)
+    click.echo(answer["answer"] or NOTHING_ANSWERS)
+
+
 def _print_answer(answer):
     for citation in answer["citations"]:
         quote = citation["quote"] if len(citation["quote"]) < 160 else citation["quote"][:157] + "..."
@@ -194,7 +205,7 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             continue
         if event.type == "extractive_answer" and config.llm:
             click.secho("\nFrom the sources:", bold=True)
-            click.echo(event.data["answer"])
+            _print_answer_text(event.data)
             shown_extract = True
         elif event.type == "answer_delta" and draft is not None:
             draft.write(event.data["text"])
@@ -206,13 +217,14 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             answer = event.data
             if not (answer["extractive"] and shown_extract):
                 click.secho("\nAnswer:", bold=True)
-                click.echo(answer["answer"] or "(nothing in the sources answers this)")
+                _print_answer_text(answer)
             _print_answer(answer)
             _print_sources(answer["sources"])
     if draft is not None and draft.rows:  # ended without an answer (an error): drop the draft too
         draft.erase()
         for pending in held:
             _progress(pending, show)
+    _warm_the_next_question(config)
     result = fold_events(events)
     result["question"] = question
     if show_requests and not as_json:
@@ -225,6 +237,24 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
         if click.get_current_context().obj.get("debug") and result.get("traceback"):
             click.echo(result["traceback"], err=True)
         sys.exit(1)
+
+
+def _warm_the_next_question(config) -> None:
+    """Start ``localsearch serve`` in the background if none runs (``start_server``): this
+    question was answered in this process, the next one is answered warm. It starts only
+    now, so that its loading does not compete with the answer for the CPU."""
+    from .server import connect, socket_path, start_in_background
+
+    if not (config.use_server and config.start_server):
+        return
+    running = connect(socket_path(config))
+    if running is not None:
+        running.close()
+        return
+    try:
+        start_in_background(config)
+    except OSError as error:  # the answer is given; the next one is only slower
+        click.secho(f"Warning: could not start localsearch serve in the background: {error}", fg="yellow", err=True)
 
 
 def _conversation_to_continue(continue_last: bool, given: str | None) -> str | None:

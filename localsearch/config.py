@@ -62,17 +62,23 @@ CORE_SETTINGS = [
                                    "file: URLs, e.g. a search engine over your notes; nothing outside them"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
     Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
+    Setting("start_server", True, "after answering in its own process, `localsearch ask` starts `localsearch serve` "
+            "in the background when none runs, so the next question is warm (it stops after server_idle_minutes "
+            "without a client); false: each ask loads everything itself"),
     Setting("loaded_models", 2, "most language models (and embedders) kept loaded at once; the least recently "
                                 "used is unloaded", minimum=1),
     Setting("serve_workers", 2, "questions `localsearch serve` works on at once", minimum=1),
     Setting("serve_queue", 8, "questions that may wait for a worker; past it a request gets a 'busy' error"),
-    Setting("server_idle_minutes", 30.0, "a server started by the browser's host stops after this many minutes "
-            "without a client (0: never)"),
+    Setting("server_idle_minutes", 30.0, "a server started by the browser's host or by `ask` stops after this "
+            "many minutes without a client (0: never)"),
     Setting("host_extensions", [], "ids of other browser extensions that may use the native-messaging host "
             "(Chromium's 32-letter id, or a Firefox add-on id)"),
     Setting("history", True, "keep each question, its answer, citations and sources in the history (history.sqlite3 "
             "in the data directory), for follow-ups and `localsearch history`; false: keep nothing new"),
     Setting("llm", True, "let the language model write the answer (false: extractive answer only)"),
+    Setting("bundled_model", False, "let the bundled model (SmolLM2-135M) write the answer when no other model is "
+            "set; off because on the real-page sets it changes no answer and costs seconds (docs/benchmarks.md, "
+            "benchmark 7): a bigger model (--model, llm_url) writes the answer whatever this says"),
     Setting("max_tokens", 128, "most tokens the language model may write (an answer of two or three sentences "
             "with citations takes about 80)"),
     Setting("temperature", 0.2, "sampling temperature of the language model"),
@@ -82,6 +88,9 @@ CORE_SETTINGS = [
                                       "question asks for: a number for 'how many', a name for 'who'"),
     Setting("section_name_bonus", 0.15, "added to a sentence's score when its section is named for something "
                                        "the question names (max_connections, push.default, --depth, age())"),
+    Setting("definition_bonus", 0.15, "added to a sentence's score when it defines what a 'what is X' question "
+                                     "asks about: X's glossary or list entry, an 'X is ...' sentence, the first "
+                                     "sentence under a heading that names X"),
     Setting("search_rank_bonus", 0.1, "added to a sentence's score for its page's place in the search results: "
                                      "all of it for the first page (or the page the browser asks about), a share "
                                      "falling to nothing past the last"),

@@ -171,7 +171,12 @@ def _models(config: Config) -> Check:
             if model is None:
                 return Check("models", False, "no language model (llama-cpp-python is not installed)",
                              "reinstall: scripts/install.sh, or set llm = false for extractive answers only")
-            found.append(f"language model {getattr(model, 'path', None) or getattr(model, 'name', '?')}")
+            name = getattr(model, 'path', None) or getattr(model, 'name', '?')
+            if getattr(model, "bundled", False) and not config.bundled_model:
+                found.append(f"language model {name} not run: on the real-page sets it improves no answer "
+                             "(bundled_model = false); give a bigger one with --model, model or llm_url")
+            else:
+                found.append(f"language model {name}")
     except Exception as error:  # a ConfigError names the missing file or package
         return Check("models", False, str(error), "see `localsearch config` for model and embed_model")
     return Check("models", True, "; ".join(found))

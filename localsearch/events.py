@@ -70,7 +70,8 @@ def fold_events(events) -> dict:
     """Fold an ``ask`` event stream into the one JSON document of ``ask --json``: the last
     answer (model or extractive) with every warning, and ``fatal`` if the question failed."""
     result = {"question": None, "answer": "", "citations": [], "sources": [], "unsupported": [],
-              "timings": {}, "usage": {}, "model": None, "extractive": True, "errors": []}
+              "timings": {}, "usage": {}, "model": None, "extractive": True, "short_answer": None,
+              "errors": []}
     for event in events:
         if event.type in ("extractive_answer", "answer"):
             result.update({k: v for k, v in event.data.items() if k != "turn"})

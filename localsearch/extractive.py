@@ -1,18 +1,22 @@
-"""The extractive answer: the best-ranked source sentences, each made readable on its own and
-cited. It needs no model, comes at once, and stands whenever the model's answer does not.
+"""The extractive answer: the source sentence that answers, made readable on its own, cited,
+with the short answer taken from it. It needs no model, comes at once, and stands whenever
+the model's answer does not.
 
-A sentence is quoted with what it needs to be read alone: a definition with its term, a
-sentence that leans back with the one before it, a list item with its introduction, a
-sentence ending in a colon with what it introduces; code only when the question asks for it.
+A sentence is quoted with what it needs to be read alone: a sentence that leans back with the
+one before it, a list item with its introduction, a sentence ending in a colon with what it
+introduces; code only when the question asks for it. Its section is in its citation, not in
+its text.
 """
 
 from __future__ import annotations
 
 import re
 
-from .citations import asks_for_code, make_citation, with_markers
-from .text import gives_orders, neutralize_citations, without_code
-from .types import Answer, Passage, Source
+from .citations import make_citation, with_markers
+from .question import Question, analyse, gives
+from .short_answer import short_answer
+from .text import gives_orders, keywords, neutralize_citations, without_anchor_marks, without_code
+from .types import Answer, Passage, ShortAnswer, Source
 
 __all__ = ["extractive_answer"]
 
@@ -41,7 +45,7 @@ def _follows(i: int, candidates: list[Passage]) -> int | None:
 
 def _quotable(i: int, candidates: list[Passage], code_wanted: bool) -> bool:
     """Whether candidate ``i`` can be an answer sentence on its own. Code is quoted only for a
-    question that asks for it (see ``asks_for_code``); a sentence that ends in a colon only
+    question that asks for it (``Question.wants_code``); a sentence that ends in a colon only
     with what it introduces."""
     candidate = candidates[i]
     words = candidate.text.replace("`", "").split()
@@ -103,27 +107,36 @@ def _readable(i: int, candidates: list[Passage], used: set[int]) -> str:
         then = candidates[after]
         sentence += f"\n```\n{then.text}\n```" if then.kind == "code" else \
             f" {neutralize_citations(then.text, keep_as_code=True).strip()}"
-    term = _term(candidate)
-    if term and term.lower() not in sentence.replace("`", "").lower():
-        sentence = f"{term}: {sentence}"
-    return sentence
+    # The section (a definition's term included) is in the citation: the answer's text carries
+    # no label of it, nor the page's anchor glyphs ("¶").
+    return without_anchor_marks(sentence)
 
 
-def extractive_answer(question: str, sources: list[Source], candidates: list[Passage],
-                      max_sentences: int = 3) -> Answer:
-    """The best-matching source sentences, each cited: an answer that needs no LLM."""
+def extractive_answer(question: str | Question, sources: list[Source], candidates: list[Passage],
+                      max_sentences: int = 2) -> Answer:
+    """The source sentence that best answers ``question``, cited, with its short answer; a
+    second sentence only when it adds to the first (see ``_adds``). When no sentence read
+    answers (none holds what is asked, or any of its words), the answer is empty: no near-misses."""
+    question = analyse(question)
     by_url = {s.url: s for s in sources}
-    answer = Answer(question=question, sources=sources, extractive=True)
+    answer = Answer(question=question.text, sources=sources, extractive=True)
     chosen, seen, used = [], set(), set()
-    code_wanted = asks_for_code(question)
-    for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
-        if i in used or not _quotable(i, candidates, code_wanted):
+    ranked = [i for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score)
+              if _quotable(i, candidates, question.wants_code)]
+    first = next((i for i in ranked if _answers(question, candidates[i])), None)
+    if first is None:
+        return answer
+    for i in [first] + [j for j in ranked if j != first]:
+        if i in used:
             continue
-        # The answer keeps to the page of its best sentence: another page's sentence joins it
-        # only when it scores nearly as well (a weaker one from elsewhere is usually off topic).
-        if chosen and candidates[i].url != candidates[chosen[0][0]].url and \
-                candidates[i].score < candidates[chosen[0][0]].score - OTHER_PAGE_MARGIN:
-            continue
+        if chosen:
+            best = candidates[chosen[0][0]]
+            # The answer keeps to the page of its best sentence: another page's sentence joins it
+            # only when it scores nearly as well (a weaker one from elsewhere is usually off topic).
+            if candidates[i].url != best.url and candidates[i].score < best.score - OTHER_PAGE_MARGIN:
+                continue
+            if not _adds(question, chosen[0][0], i, candidates):
+                continue
         # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
         sentence = _readable(i, candidates, used)
         key = sentence.lower()
@@ -141,4 +154,41 @@ def extractive_answer(question: str, sources: list[Source], candidates: list[Pas
         fenced = sentence.rstrip().endswith("```")  # code: the marker goes on the line after it
         parts.append(f"{sentence.rstrip()}\n[{source.n}]\n" if fenced else with_markers(sentence, [source.n]) + " ")
     answer.text = "".join(parts).strip()
+    best = candidates[first]  # the short answer comes from the best sentence
+    source = by_url[best.url]
+    text = short_answer(question, neutralize_citations(best.text, keep_as_code=True), best.section, source.title)
+    if text:
+        answer.short_answer = ShortAnswer(text=text, n=source.n)
     return answer
+
+
+def _answers(question: Question, candidate: Passage) -> bool:
+    """Whether ``candidate`` can answer ``question``: it holds the kind of answer asked for (a
+    number, a name) and, with its heading and page title, some of the question's words."""
+    if question.asks and not gives(question, candidate.text):
+        return False
+    return bool(keywords(f"{candidate.title} {_near_section(candidate)} {candidate.text}") & question.terms)
+
+
+# A sentence that states a condition of the one before it ("If ...", "Unless ...") adds to it.
+_CONDITION = re.compile(r"^(?:if|unless|only|except|provided|when|whereas|but)\b", re.I)
+
+
+def _adds(question: Question, first: int, i: int, candidates: list[Passage]) -> bool:
+    """Whether candidate ``i`` adds to the answer built on candidate ``first``: the condition
+    stated right after it; for a two-part question ("when and where"), a sentence of the same
+    page about what is asked; or words of the question the first does not hold. A neighbouring
+    fact, about nothing the question asks that the first does not say, does not."""
+    candidate = candidates[i]
+    if _follows(first, candidates) == i and _CONDITION.match(candidate.text.strip()):
+        return True
+    if question.two_part:  # the other half may share no word with the first ("in the town of Rashid")
+        return bool(keywords(candidate.text) & question.terms) and candidate.url == candidates[first].url
+    # It says what the question asks about that the first does not ("the maximum length of an
+    # identifier" beside a sentence about column names).
+    return bool(keywords(candidate.text) & question.terms - keywords(candidates[first].text))
+
+
+def _near_section(passage: Passage) -> str:
+    """The innermost heading of a passage: what it is about."""
+    return passage.section.rsplit(" › ", 1)[-1] if passage.section else ""

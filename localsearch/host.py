@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -79,17 +78,14 @@ class _Log:
 
 def _server_connection(config: Config, log) -> socket.socket:
     """A connection to the running server, starting one first if none answers."""
-    from .server import connect, socket_path
+    from .server import connect, socket_path, start_in_background
 
     path = socket_path(config)
     connection = connect(path)
     if connection is not None:
         return connection
     log(f"no server on {path}: starting one")
-    with open(Path(config.data_dir) / "server.log", "a") as output:
-        subprocess.Popen([sys.executable, "-m", "localsearch", "serve", "--idle-minutes",
-                          str(config.server_idle_minutes)], stdin=subprocess.DEVNULL, stdout=output,
-                         stderr=output, start_new_session=True)  # it outlives this host
+    start_in_background(config)
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
         connection = connect(path)

@@ -17,6 +17,7 @@ from .events import Run, fatal, fold_events, warning
 from .indexing import Indexer
 from .outgoing import recording
 from .plugins import load_plugins, pm, search_engines
+from .question import Question, analyse
 from .search import EngineContext, Stragglers, filtered, search
 from .selection import Selection, select
 from .text import normalize_url
@@ -77,6 +78,8 @@ class Pipeline:
         self._warm = True
         if with_model:
             model, _ = components.chat_model(config)
+            if getattr(model, "bundled", False) and not config.bundled_model:
+                return  # it does not write answers: no need to hold it in memory
             if model is not None and hasattr(model, "load"):
                 model.load()
 
@@ -112,11 +115,14 @@ class Pipeline:
                 question = (question or "").strip()
                 if not question:
                     raise LocalsearchError("the question is empty")
-                sources, pages, chosen = yield from self._retrieve(question, conversation, page, focus,
+                analysed = analyse(question)  # once: selection, the answer and grounding read it
+                sources, pages, chosen = yield from self._retrieve(analysed, conversation, page, focus,
                                                                    search_web, run)
                 if generate:
                     model, why = components.chat_model(run.config) if run.config.llm else (None, None)
-                    yield from answering.answer(question, conversation, sources, chosen, pages.documents,
+                    if getattr(model, "bundled", False) and not run.config.bundled_model:
+                        model = None  # it does not earn its seconds (see the bundled_model setting)
+                    yield from answering.answer(analysed, conversation, sources, chosen, pages.documents,
                                                 model, why, lambda t, k: self.embed(t, k, run.config), run)
                 # The new pages are stored in the background, after this question and between
                 # later ones: the next question does not wait for them.
@@ -132,7 +138,7 @@ class Pipeline:
     def _from_the_web(self, result: SearchResult) -> bool:
         return any(getattr(self.engines.get(name), "network", True) for name in result.engine.split(","))
 
-    def _retrieve(self, question: str, conversation: list[dict], page: Page | None, focus: str,
+    def _retrieve(self, question: Question, conversation: list[dict], page: Page | None, focus: str,
                   search_web: bool, run: Run):
         config = run.config
         names = ["local"] if config.offline else list(config.engines)
@@ -152,14 +158,14 @@ class Pipeline:
 
         results: list[SearchResult] = []
         if page is None or search_web:
-            queries = yield from _plan(question, conversation, run)
+            queries = yield from _plan(question.text, conversation, run)
             yield run.start("search")
             for message in self._engine_warnings:
                 yield warning(message, "search")
             context = EngineContext(config, lambda t, k: self.embed(t, k, config), store.query)
             results, report = search(queries, self.engines, names, context, self.workers.engine_pool, run.cancel,
                                      self.stragglers)
-            results, problems = filtered(results, question, config)
+            results, problems = filtered(results, question.text, config)
             for fallback in fallbacks:
                 # The next engine while the web gave nothing that passed the filters (the local
                 # index answers whatever is asked, so it does not count).
@@ -169,7 +175,7 @@ class Pipeline:
                 more, tried = search(queries, self.engines, [fallback], context, self.workers.engine_pool,
                                      run.cancel, self.stragglers)
                 report[fallback] = {**tried[fallback], "fallback": True}
-                more, more_problems = filtered(more, question, config)
+                more, more_problems = filtered(more, question.text, config)
                 problems += more_problems
                 known = {normalize_url(r.url) for r in results}
                 results += [r for r in more if normalize_url(r.url) not in known]
@@ -206,13 +212,13 @@ class Pipeline:
                                 "passages": [p.to_dict() for p in chosen.passages]})
         return sources, pages, chosen
 
-    def _select(self, question: str, focus: str, pages: documents.Pages, store, run: Run,
+    def _select(self, question: Question, focus: str, pages: documents.Pages, store, run: Run,
                 ranking: list[str]) -> Selection:
         """The best sentences of this question's pages (``ranking``: their URLs in the search's
         order): the nearest passages of the pages already in the store, and the new pages'
         passages picked by words."""
         config = run.config
-        query_vector = self.embed([question], "query", config)[0]
+        query_vector = self.embed([question.text], "query", config)[0]
         new_urls = {document.url for document, _ in pages.new}
         stored_urls = [url for url in pages.documents if url not in new_urls]
         # Cast the net wide: the sentence with the answer is often in a passage that is not

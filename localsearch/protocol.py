@@ -97,9 +97,12 @@ MESSAGES = {
             "(characters of HTML), and `images` when their text was to be read: each `url`, `status` (ok, skipped, "
             "unreadable, no text, or a fetch status), `reason`, `lines`, `seconds`",
     "sources": "the numbered `sources` and the best `passages` (all a `search` request returns)",
-    "extractive_answer": "the answer made of the best source sentences, in the `answer` shape, at once",
+    "extractive_answer": "the answer made of the source sentence that answers (two when the second adds to it), "
+                         "in the `answer` shape, at once",
     "answer_delta": "a piece of the model's answer as it is written (`text`), not yet checked",
-    "answer": "the checked answer, in the shape of `localsearch ask --json` (see README), plus "
+    "answer": "the checked answer, in the shape of `localsearch ask --json` (see README: `short_answer` is "
+              "the direct answer, `{\"text\", \"n\"}`, verbatim from source n, or null; an empty `answer` says "
+              "nothing read answers the question), plus "
               "`conversation_id` and `position` (the turn's number in it) when the history keeps it, and `turn`: "
               "what a follow-up request sends back in `conversation`",
     "warning": "a problem that costs part of the work, not the request: `message`, `stage`",
@@ -146,8 +149,8 @@ BROWSER_SETTINGS = ("engines", "max_pages", "top_k", "results_per_engine", "llm"
 # What the browser may ask for at most: a page must not make the server read a thousand pages.
 BROWSER_LIMITS = {"max_pages": 20, "top_k": 50, "results_per_engine": 50, "max_tokens": 2048, "temperature": 2.0}
 SETTING_VALUE_LIMIT = 1000  # characters of a string value, items of a list value, from any client
-SERVER_SETTINGS = ("data_dir", "use_server", "serve_workers", "serve_queue", "loaded_models", "server_idle_minutes",
-                   "host_extensions")
+SERVER_SETTINGS = ("data_dir", "use_server", "start_server", "serve_workers", "serve_queue", "loaded_models",
+                   "server_idle_minutes", "host_extensions")
 
 
 _ID = re.compile(r"[A-Za-z0-9]{1,64}")

@@ -7,10 +7,11 @@ embedder), so it can be read, tested and measured alone.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
-from .citations import asked_for, gives
-from .text import bm25_scores, code_terms, dot, keyword_scores, split_sentences
+from .question import Question, analyse, gives
+from .text import bm25_scores, code_terms, dot, keyword_scores, keywords, split_sentences
 from .types import Passage
 
 __all__ = ["Selection", "select", "answer_units"]
@@ -30,7 +31,7 @@ class Selection:
     prompt_passages: list[Passage] = field(default_factory=list)
 
 
-def select(question: str, config, stored: list[Passage], fresh: list[Passage], query_vector: list[float],
+def select(question: str | Question, config, stored: list[Passage], fresh: list[Passage], query_vector: list[float],
            embed, focus: str = "", ranking: list[str] | None = None) -> Selection:
     """Score the sentences of ``stored`` passages (from the store, with their similarity as
     score) and of ``fresh`` ones (new pages, not embedded yet) by meaning and by the
@@ -40,7 +41,8 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     word score, so that sentences about the selection rank higher. ``ranking`` (the pages'
     URLs in the search engine's order) adds ``search_rank_bonus``, most for the first page.
     """
-    words_of = f"{question} {focus}".strip()
+    question = analyse(question)
+    words_of = f"{question.text} {focus}".strip()
     # New pages are not embedded yet (that waits until after the answer, as embedding every
     # passage of five pages takes seconds): their passages are picked by words, their section
     # headings included ("max_connections" names the section that answers about it). Stored
@@ -79,7 +81,7 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
             norm = sum(x * x for x in centroid) ** 0.5 or 1.0
             passage.score = round(dot(query_vector, centroid) / norm, 4) if centroid else 0.0
 
-    weight, kind, names = config.keyword_weight, asked_for(question), _names(question)
+    weight, names = config.keyword_weight, question.names
     # The search engine ranked the pages by more than this question's words (titles, links, what
     # people open): where two pages say the same, the one it put first is the better source. The
     # page the browser sends with "ask about this page" comes first.
@@ -87,6 +89,9 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
     place: dict[str, float] = {}
     for i, url in enumerate(ranking):
         place.setdefault(url, 1 - i / len(ranking))  # a URL listed twice keeps its better place
+    first_under: dict[tuple[str, str], Passage] = {}  # the first sentence read under each heading
+    for candidate in sorted(candidates, key=lambda c: c.start):
+        first_under.setdefault((candidate.url, candidate.section), candidate)
     for candidate, owner, closeness, words in zip(candidates, owners, similarity, lexical):
         # Meaning alone ranks the page's lead sentence first for every question about the
         # page; the question's rarer words find the sentence that answers this one.
@@ -94,12 +99,15 @@ def select(question: str, config, stored: list[Passage], fresh: list[Passage], q
         candidate.score = (1 - weight) * meaning + weight * words
         # "How many members" is answered by the sentence with a number in it, not by the one
         # that best restates the question.
-        if kind and gives(kind, question, candidate.text):
+        if question.asks and gives(question, candidate.text):
             candidate.score += config.answer_kind_bonus
         # A question that names a setting, option or function is answered in the section
         # named for it, not in the other pages that mention it in passing.
         if names and names & _names(candidate.section.rsplit(" › ", 1)[-1]):
             candidate.score += config.section_name_bonus
+        if question.kind == "definition" and _defines(question, candidate, candidate is first_under.get(
+                (candidate.url, candidate.section))):
+            candidate.score += config.definition_bonus
         candidate.score += config.search_rank_bonus * place.get(candidate.url, 0.0)
         candidate.score = round(candidate.score, 4)
 
@@ -134,6 +142,22 @@ def answer_units(passage: Passage) -> list[tuple[int, int]]:
                 units.extend(split_sentences(line, offset))
         offset += len(line) + 1
     return units
+
+
+_DEFINES = r"^(?:(?:an?|the)\s+)?`?{subject}`?s?\s*(?:\([^)]*\)\s*)?(?:is|are|was|means|refers\s+to|stands\s+for|denotes)\b"
+
+
+def _defines(question: Question, candidate: Passage, first_under_heading: bool) -> bool:
+    """Whether ``candidate`` defines what ``question`` (a "what is X") asks about: it describes
+    a glossary or list term naming X, says "X is ...", or comes first under a heading naming X."""
+    subject = keywords(question.subject)
+    if not subject:
+        return False
+    heading = candidate.section.rsplit(" › ", 1)[-1] if candidate.section else ""
+    if (candidate.kind == "definition" or first_under_heading) and heading and subject <= keywords(heading):
+        return True
+    pattern = _DEFINES.format(subject=r"\s+".join(map(re.escape, question.subject.split())))
+    return re.match(pattern, candidate.text.replace("`", ""), re.I) is not None
 
 
 def _by_words(question: str, passages: list[Passage]) -> list[Passage]:

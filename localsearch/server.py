@@ -27,7 +27,7 @@ from .events import finite
 from .private import private_directory
 from .protocol import error_message
 
-__all__ = ["socket_path", "connect", "serve", "remote_stream", "MAX_LINE"]
+__all__ = ["socket_path", "connect", "serve", "start_in_background", "remote_stream", "MAX_LINE"]
 
 # A request line may hold a page as rendered (protocol.MAX_HTML characters, some escaped).
 MAX_LINE = 64 * 1024 * 1024
@@ -216,6 +216,18 @@ class _Server(socketserver.ThreadingUnixStreamServer):
                     return
 
         threading.Thread(target=watch, name="localsearch-idle", daemon=True).start()
+
+
+def start_in_background(config: Config) -> None:
+    """Start ``localsearch serve`` in a process of its own that outlives this one and stops
+    after ``server_idle_minutes`` without a client; its output goes to server.log."""
+    import subprocess
+
+    private_directory(Path(config.data_dir))
+    with open(Path(config.data_dir) / "server.log", "a") as output:
+        subprocess.Popen([sys.executable, "-m", "localsearch", "serve", "--idle-minutes",
+                          str(config.server_idle_minutes)], stdin=subprocess.DEVNULL, stdout=output,
+                         stderr=output, start_new_session=True)
 
 
 def serve(config: Config, log=lambda message: print(redact(message), file=sys.stderr, flush=True),

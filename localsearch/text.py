@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["split_sentences", "normalize_url", "is_fetchable_url", "dot", "CITATION_RE", "citation_numbers",
            "neutralize_citations", "outside_code", "without_code", "keywords", "keyword_scores", "bm25_scores", "stem",
-           "code_terms", "gives_orders", "CHAT_TOKEN_RE"]
+           "code_terms", "gives_orders", "CHAT_TOKEN_RE", "without_anchor_marks"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space
 # and an upper-case letter, digit or opening quote; or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z0-9À-Ý])|\n+")
-# Abbreviations that end in a dot but rarely end a sentence.
-_ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "prof", "no", "fig",
-                  "jr", "sr", "inc", "ltd", "co", "approx", "ca", "cf", "mt"}
+# A word that opens sentences far more often than it follows an abbreviation: after "U.S." or
+# "Ptolemy V." a sentence ends only if the next word is one of these ("The U.S. Navy" goes on,
+# "King Ptolemy V. The decree" ends).
+_OPENERS = set("""the a an it its this that these those there they their we our you your he his she her i
+in on at for to from by with if when while as after before since although though but and or so then
+however also each every all some many most no not one such what which who where why how here yes""".split())
 # [1], [1, 2], [1][2], [1-3], [1–3], [1 and 2], [source 1], [Sources 1, 2]: small models write them all.
 CITATION_RE = re.compile(r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:[,;\-–]|and)\s*\d+)*)\]", re.I)
 _MAX_RANGE = 20
@@ -97,17 +101,28 @@ def neutralize_citations(text: str, keep_as_code: bool = False) -> str:
     return outside_code(text, prose)
 
 
+# What a page puts beside a heading or term to link to it: Sphinx's "¶", other sites' "§", "#",
+# "🔗" or "Permalink". It says nothing, and reads as noise in an answer or a section label.
+_ANCHOR_MARKS = re.compile(r"\s*(?:[¶🔗]|(?<=\S)\s*[§#]\s*$|\bPermalink(?: to this [a-z]+)?\b)", re.I)
+
+
+def without_anchor_marks(text: str) -> str:
+    """``text`` without the anchor glyphs a page's headings and terms carry ("port¶")."""
+    return _ANCHOR_MARKS.sub("", text)
+
+
 def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of ``text``, shifted by ``start``, blanks trimmed."""
+    """(start, end) offsets of the sentences of ``text``, shifted by ``start``, blanks trimmed.
+
+    A full stop after an abbreviation ("Dr.", "e.g.", "approx."), an initial ("J. R. Tolkien",
+    "Ptolemy V.") or an acronym ("U.S.") ends a sentence only when the next word opens
+    sentences ("The", "It"); the abbreviations are pysbd's English list."""
     spans, begin = [], 0
     for match in _SENTENCE_END.finditer(text):
         end = match.start()
-        before = text[begin:end].rstrip()
-        last_word = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.split() else ""
-        if match.group().strip() == "" and "\n" not in match.group() and (
-            last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha())
-        ):
-            continue  # "Dr. Smith", "J. R. Tolkien": not a sentence end
+        if match.group().strip() == "" and "\n" not in match.group() and text[end - 1:end] == "." and \
+                not _ends_sentence(text[begin:end], text[match.end():]):
+            continue
         spans.append((begin, match.end()))
         begin = match.end()
     spans.append((begin, len(text)))
@@ -119,6 +134,43 @@ def split_sentences(text: str, start: int = 0) -> list[tuple[int, int]]:
         if right > left:
             trimmed.append((start + s + left, start + s + right))
     return trimmed
+
+
+def _ends_sentence(before: str, after: str) -> bool:
+    """Whether the full stop ending ``before`` ends its sentence, ``after`` being what follows."""
+    words = before.rsplit(None, 1)
+    last = words[-1].lstrip("(\"'“‘[") if words else ""
+    bare = last.rstrip(".").lower()
+    next_word = re.match(r"[\"“'(\[]?(\w+)", after)
+    following = next_word.group(1) if next_word else ""
+    prepositive, number_abbreviations, abbreviations = _abbreviations()
+    dotted = re.fullmatch(r"(?:[a-z]\.)+[a-z]?", last.lower()) is not None  # "e.g.", "U.S.", an initial
+    if bare in number_abbreviations:
+        return not following[:1].isdigit()  # "No. 5", "pp. 12"
+    if bare in prepositive and not dotted:
+        return False  # "Dr. Smith"
+    if bare in abbreviations or dotted:
+        return following.lower() in _OPENERS
+    return True
+
+
+@lru_cache(maxsize=1)
+def _abbreviations() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """pysbd's English abbreviations: (before a name, before a number, any other)."""
+    try:
+        from pysbd.lang.english import English
+    except ImportError:  # a core install without pysbd: the few everyone knows
+        return (frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "mt", "jr", "sr"}), frozenset({"no", "nos", "pp"}),
+                frozenset({"e.g", "i.e", "etc", "vs", "fig", "inc", "ltd", "co", "approx", "ca", "cf"}))
+    known = English.Abbreviation
+    return (frozenset(known.PREPOSITIVE_ABBREVIATIONS), frozenset(known.NUMBER_ABBREVIATIONS),
+            (frozenset(known.ABBREVIATIONS) | {"e.g", "i.e", "etc", "vs", "approx", "cf"}) - _WORDS_TOO)
+
+
+# Abbreviations of pysbd's list that are everyday (or manual) words too, and end sentences as such:
+# "... run it as me.", "the next release is.", "a timeout in sec."
+_WORDS_TOO = frozenset("""is me may id man miss ill ok art mass wash ind con min ref res rev op exp ver del dec
+mm hr ext sec pd ord ore cal tex ken ut cl mar""".split())
 
 
 _TRACKING = re.compile(r"^(utm_|fbclid$|gclid$|mc_eid$|ref$)")
@@ -157,15 +209,28 @@ into is it its many much of on or that the their there these this those to was w
 which who whom whose why will with would""".split())
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A crude stemmer: enough that "specimens" meets "specimen", "collected" "collect" and
-    "ferries" "ferry"."""
+    """``word``'s stem (Snowball's English stemmer, so "causes" and "cause" meet, as do
+    "ferries" and "ferry"); with no snowballstemmer installed, a crude suffix stripper."""
+    stemmer = _stemmer()
+    if stemmer is not None:
+        return stemmer.stemWord(word)
     if len(word) > 5 and word.endswith("ies"):
         return word[:-3] + "y"
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import snowballstemmer
+    except ImportError:
+        return None
+    return snowballstemmer.stemmer("english")
 
 
 def keywords(text: str) -> set[str]:

@@ -20,6 +20,7 @@ __all__ = [
     "Source",
     "Citation",
     "Answer",
+    "ShortAnswer",
     "Event",
     "FetchStatus",
     "ImageFile",
@@ -173,6 +174,14 @@ class Citation(_Dict):
 
 
 @dataclass
+class ShortAnswer(_Dict):
+    """The direct answer, read first: the shortest text of source ``n`` that answers."""
+
+    text: str
+    n: int
+
+
+@dataclass
 class Answer(_Dict):
     """The final answer: text with [n] markers, its citations and the numbered sources."""
 
@@ -183,6 +192,7 @@ class Answer(_Dict):
     unsupported: list[str] = field(default_factory=list)
     model: str | None = None
     extractive: bool = False
+    short_answer: ShortAnswer | None = None
 
 
 @dataclass

@@ -17,7 +17,8 @@ import click
 
 from localsearch import hookimpl
 from localsearch.errors import LocalsearchError
-from localsearch.text import CITATION_RE, citation_numbers, without_code
+from localsearch.question import analyse
+from localsearch.text import CITATION_RE, citation_numbers, keywords, split_sentences, without_code
 
 __all__ = ["load_questions", "evaluate"]
 
@@ -61,10 +62,21 @@ def score(item: dict, result: dict, seconds: float, stamps: dict | None = None) 
     pages arrived, when the first answer came, and the pages' sizes)."""
     cited = list(dict.fromkeys(c["url"] for c in result.get("citations", [])))
     stamps = stamps or {}
+    question = analyse(item["question"])
+    short = (result.get("short_answer") or {}).get("text", "")
+    prose = CITATION_RE.sub("", result.get("answer", ""))
+    sentences = [prose[a:b] for a, b in split_sentences(prose) if re.search(r"\w", prose[a:b])]
     return {
         "question": item["question"],
         "answer": result.get("answer", ""),
         "correct": bool(item["pattern"].search(result.get("answer", ""))),
+        "short_answer": short,
+        "short_correct": bool(short) and bool(item["pattern"].search(short)),
+        "sentences": len(sentences),
+        "off_question": sum(not (keywords(sentence) & question.terms) for sentence in sentences),
+        "labelled": labelled(result),
+        "gold_offered": any(s["url"] in item["gold"] and s.get("status") in ("ok", "cached")
+                            for s in result.get("sources", [])),
         "cited": len(cited),
         "cited_gold": sum(url in item["gold"] for url in cited),
         "gold_cited": any(url in item["gold"] for url in cited),
@@ -84,13 +96,40 @@ def score(item: dict, result: dict, seconds: float, stamps: dict | None = None) 
     }
 
 
+# What a page's furniture leaves in an answer: anchor glyphs, and a label of its section.
+_GLYPHS = re.compile(r"[¶§🔗]|\bPermalink\b|^\s*Section\s*:", re.I | re.M)
+
+
+def labelled(result: dict) -> bool:
+    """Whether the answer's text carries an anchor glyph or a section label (a citation's
+    heading written before its sentence, "port (integer): ...")."""
+    text = without_code(result.get("answer", ""))
+    if _GLYPHS.search(text):
+        return True
+    labels = {c["section"].rsplit(" › ", 1)[-1].strip() for c in result.get("citations", []) if c.get("section")}
+    return any(f"{label}:" in text for label in labels if label)
+
+
 def summarize(rows: list[dict]) -> dict:
     cited = sum(r["cited"] for r in rows)
     citations = sum(r["citations"] for r in rows)
     seconds = sorted(r["seconds"] for r in rows)
+    offered = [r for r in rows if r["gold_offered"]]
+    offered_cited = sum(r["cited"] for r in offered)
+    sentences = sum(r["sentences"] for r in rows)
     return {
         "questions": len(rows),
         "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3),
+        "short_answer_accuracy": round(sum(r["short_correct"] for r in rows) / len(rows), 3),
+        "median_sentences": _median([r["sentences"] for r in rows]),
+        "off_question_sentences": round(sum(r["off_question"] for r in rows) / sentences, 3) if sentences else None,
+        "labelled_answers": sum(r["labelled"] for r in rows),
+        # Over the questions whose search offered a gold page among the pages read: what the
+        # answer can be asked to cite (the search's own ceiling is reported beside it).
+        "gold_offered": len(offered),
+        "gold_cited_when_offered": round(sum(r["gold_cited"] for r in offered) / len(offered), 3) if offered else None,
+        "citation_precision_when_offered": round(sum(r["cited_gold"] for r in offered) / offered_cited, 3)
+        if offered_cited else None,
         "citation_precision": round(sum(r["cited_gold"] for r in rows) / cited, 3) if cited else None,
         "gold_source_cited": round(sum(r["gold_cited"] for r in rows) / len(rows), 3),
         "supported_share": round(sum(r["supported"] for r in rows) / citations, 3) if citations else None,

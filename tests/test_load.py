@@ -70,6 +70,7 @@ def server(tmp_path_factory, web):
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCALSEARCH_")},
                    "LOCALSEARCH_DATA_DIR": str(data), "LOCALSEARCH_CONFIG": str(folder / "config.toml"),
                    "LOCALSEARCH_ALLOWED_HOSTS": f"{web.host}:{web.port}", "LOCALSEARCH_ENGINES": "searxng",
+                   "LOCALSEARCH_BUNDLED_MODEL": "true",  # it stands in for a model the user chose
                    "LOCALSEARCH_SEARXNG_URL": web.url, "LOCALSEARCH_SERVE_WORKERS": str(WORKERS),
                    "LOCALSEARCH_SERVE_QUEUE": str(QUEUE)}
     log = folder / "serve.log"

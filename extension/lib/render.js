@@ -46,8 +46,23 @@ function citationLink(piece) {
                    rel: "noopener noreferrer", title, "data-n": piece.n }, `[${piece.n}]`);
 }
 
+export const NOTHING_ANSWERS = "Nothing in the pages read answers this question.";
+
+// The direct answer, read first: the shortest text of a source that answers, with its citation.
+function shortAnswer(answer) {
+  const short = answer.short_answer;
+  if (!short?.text) return null;
+  const source = (answer.sources || []).find((s) => s.n === short.n);
+  const citation = (answer.citations || []).find((c) => c.n === short.n && c.supported);
+  if (!source) return null;
+  return el("p", { class: "short-answer" }, el("strong", {}, short.text), citationLink({ n: short.n, citation, source }));
+}
+
 export function answerText(answer, kind) {
   const node = el("div", { class: `answer ${kind}` });
+  const short = shortAnswer(answer);
+  if (short) node.append(short);
+  if (!answer.answer && kind === "final") node.append(el("p", { class: "nothing" }, NOTHING_ANSWERS));
   for (const piece of answerPieces(answer.answer || "", answer.citations || [], answer.sources || [],
                                    answer.unsupported || [])) {
     if (piece.unsupported) {

@@ -272,9 +272,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_article(by_slug[m[1]]) if m[1] in by_slug else self.send_html(404, "Not Found")
         if path == "/search":
             return self.search(web, query)
-        if path == "/docs/search":  # real documentation: see testweb/docs.py
-            return self.search_docs(web, query)
-        if path.startswith("/docs/"):
+        if path.startswith("/docs/") and path.endswith("/search"):  # a question set's search: testweb/docs.py
+            from .docs import set_at
+
+            if (set_name := set_at(path)) is not None:
+                return self.search_docs(web, query, set_name)
+        if path.startswith("/docs/"):  # real documentation: see testweb/docs.py
             from .docs import resolve
 
             file = resolve(path)
@@ -408,15 +411,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = pictures.page(path.rsplit("/", 1)[-1])
         return self.send(200, body) if body else self.send_html(404, "Not Found")
 
-    def search_docs(self, web: TestWeb, query: dict[str, list[str]]):
-        """SearXNG-style JSON results over the installed documentation."""
+    def search_docs(self, web: TestWeb, query: dict[str, list[str]], set_name: str = "docs"):
+        """SearXNG-style JSON results over the installed documentation of one question set."""
         from .docs import search
 
         if query.get("format", [""])[0] != "json":
             return self.send_html(400, "Bad Request: only format=json is supported")
         q = query.get("q", [""])[0]
         results = [{"url": web.url + page.path, "title": page.title, "content": "", "engine": "docs",
-                    "engines": ["docs"], "score": score} for score, page in search(q)]
+                    "engines": ["docs"], "score": score} for score, page in search(q, set_name=set_name)]
         body = {"query": q, "number_of_results": len(results), "results": results}
         self.send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
 
