@@ -1,8 +1,10 @@
-"""7, continued: answer quality on real documentation that no one here wrote — Debian's
-PostgreSQL, git and Debian Reference manuals, served by the test web (tests/testweb/docs.py)
-with a BM25 search over them — for the extractive answer and the LLM, beside a naive baseline
-from the raw libraries measured in the same run: search, fetch the top five pages with httpx,
-trafilatura, paragraphs of up to 600 characters, all-MiniLM, and the best chunk as the answer."""
+"""7, continued: answer quality on real documentation that no one here wrote, in two sets
+served by the test web (tests/testweb/docs.py), each with its own BM25 search: "docs" (Debian's
+PostgreSQL, git and Debian Reference manuals) and "httpd" (the Apache HTTP Server manual,
+apache2-doc). For each: the extractive answer (the default), the bundled model on, and a naive
+baseline from the raw libraries measured in the same run: search, fetch the top five pages with
+httpx, trafilatura, paragraphs of up to 600 characters, all-MiniLM, and the best chunk as the
+answer."""
 
 from __future__ import annotations
 
@@ -30,12 +32,12 @@ def docs_module():
     return docs
 
 
-def naive_answer(web_url: str, question: str, encoder, max_pages: int = 5) -> tuple[str, str]:
+def naive_answer(search_url: str, question: str, encoder, max_pages: int = 5) -> tuple[str, str]:
     """(the best 600-character chunk of the top pages, its page's URL)."""
     import httpx
     from trafilatura import bare_extraction
 
-    found = httpx.get(f"{web_url}/docs/search", params={"q": question, "format": "json"}, timeout=10).json()
+    found = httpx.get(f"{search_url}/search", params={"q": question, "format": "json"}, timeout=10).json()
     chunks, urls = [], []
     for url, html in fetch([r["url"] for r in found["results"]][:max_pages]):
         document = bare_extraction(html, url=url, with_metadata=True, include_comments=False)
@@ -50,7 +52,7 @@ def naive_answer(web_url: str, question: str, encoder, max_pages: int = 5) -> tu
     return chunks[best], urls[best]
 
 
-def naive_figures(web, questions: list[dict]) -> dict:
+def naive_figures(search_url: str, questions: list[dict]) -> dict:
     from .embedding import raw_sentence_transformer
 
     from localsearch.plugins import pm
@@ -61,7 +63,7 @@ def naive_figures(web, questions: list[dict]) -> dict:
     seconds = []
     for item in questions:
         started = time.perf_counter()
-        text, url = naive_answer(web.url, item["question"], encoder)
+        text, url = naive_answer(search_url, item["question"], encoder)
         seconds.append(time.perf_counter() - started)
         correct += bool(item["pattern"].search(text))
         gold += url in item["gold"]
@@ -70,63 +72,87 @@ def naive_figures(web, questions: list[dict]) -> dict:
 
 
 def run(web, settings, home: Path) -> list[Row]:
-    from localsearch_plugins.evaluate import load_questions
-
-    from .quality import answered
-
     docs = docs_module()
     missing = docs.missing_packages()
     if missing:
         raise RuntimeError(f"install the documentation first: apt-get install {' '.join(missing)}")
-    questions = load_questions(str(docs.QA_FILE), web.url)[: settings.qa_limit]
+    return [row for name in docs.SETS for row in set_rows(web, settings, home, docs, name)]
 
-    def figures(name, **overrides):
-        return answered(questions, web.url + "/docs", tempfile.mkdtemp(prefix=name, dir=home), **overrides)
 
-    extractive = figures("docs-extractive", llm=False)
-    model = figures("docs-llm", llm=True)
-    naive = naive_figures(web, questions)
-    count = f"{len(questions)} questions over {len(docs.index().pages):,} real pages"
+def set_rows(web, settings, home: Path, docs, name: str) -> list[Row]:
+    """The rows of one real-page set: the extractive answer, the bundled model on, and the
+    naive baseline, each over the set's questions."""
+    from localsearch_plugins.evaluate import load_questions
+
+    from .quality import answered
+
+    question_set = docs.SETS[name]
+    search_url = web.url + question_set.searxng_path
+    questions = load_questions(str(question_set.qa_file), web.url)[: settings.qa_limit]
+
+    def figures(label, **overrides):
+        return answered(questions, search_url, tempfile.mkdtemp(prefix=f"{name}-{label}", dir=home), **overrides)
+
+    extractive = figures("extractive", llm=False)
+    model = figures("bundled", llm=True, bundled_model=True)  # the bundled model, on for this measurement
+    naive = naive_figures(search_url, questions)
+    pages = len(docs.index(name).pages)
+    count = f"{len(questions)} questions over {pages:,} real pages"
     path = len(web.url)
-    found = sum(any(url[path:] == page.path for url in item["gold"] for _, page in docs.search(item["question"], 5))
+    found = sum(any(url[path:] == page.path for url in item["gold"] for _, page in docs.search(item["question"], 5, name))
                 for item in questions)
+    ceiling = 100 * found / len(questions)
     naive_note = "raw column: the naive baseline, the best 600-character chunk of the top 5 pages (raw libraries)"
+    label = f"real pages ({name})"
+    offered = f"over the {extractive['gold_offered']} questions whose search offered a gold page among the pages read"
 
     def share(value):
         return None if value is None else 100 * value
 
+    model_part = None
+    if model["median_seconds"] is not None and extractive["median_seconds"] is not None:
+        model_part = round(model["median_seconds"] - extractive["median_seconds"], 3)
     return [
-        Row(BENCH, "real pages: a gold page among the search engine's top 5", 100 * found / len(questions), None, "%",
+        Row(BENCH, f"{label}: a gold page among the search engine's top 5", ceiling, None, "%",
             note="the test web's BM25 search over the manuals, a stand-in for a web search engine: an upper "
                  "bound on what any answer can cite"),
-        Row(BENCH, "real pages, extractive answer: accuracy", share(extractive["accuracy"]),
-            share(naive["accuracy"]), "%", Target("figure", ">=", 85, "%"), note=f"{count}; {naive_note}"),
-        Row(BENCH, "real pages, extractive answer: a gold page cited", share(extractive["gold_source_cited"]),
-            share(naive["gold_source_cited"]), "%", Target("figure", ">=", 95, "%"),
-            note="raw column: the baseline's chunk is from a gold page"),
-        Row(BENCH, "real pages, extractive answer: citation precision", share(extractive["citation_precision"]),
-            None, "%", Target("figure", ">=", 90, "%"), note="cited sources that are gold sources"),
-        Row(BENCH, "real pages, LLM answer: accuracy", share(model["accuracy"]), share(naive["accuracy"]), "%",
-            Target("ratio", ">=", 1.0), note=f"model answers that stood: {model['model_answers']}; {naive_note}"),
-        Row(BENCH, "real pages, seconds per question (extractive)", extractive["median_seconds"],
+        Row(BENCH, f"{label}, extractive answer: accuracy", share(extractive["accuracy"]),
+            share(naive["accuracy"]), "%", Target("figure", ">=", 92, "%"), note=f"{count}; {naive_note}"),
+        Row(BENCH, f"{label}, short answer right", share(extractive["short_answer_accuracy"]), None, "%",
+            Target("figure", ">=", 80, "%"), note="the expected answer's pattern matches the short answer's text"),
+        Row(BENCH, f"{label}, sentences per answer", extractive["median_sentences"], None, "",
+            Target("figure", "<=", 2), note="median"),
+        Row(BENCH, f"{label}, answer sentences holding none of the question's words",
+            share(extractive["off_question_sentences"]), None, "%", Target("figure", "<=", 10, "%"),
+            note="share of all answer sentences (stemmed content words)"),
+        Row(BENCH, f"{label}, answers with an anchor glyph or a section label", extractive["labelled_answers"], None,
+            "", Target("figure", "<=", 0), note="¶, §, Permalink, 'Section:', or a citation's heading before its "
+                                                  "sentence"),
+        Row(BENCH, f"{label}, extractive answer: a gold page cited", share(extractive["gold_cited_when_offered"]),
+            share(naive["gold_source_cited"]), "%", Target("figure", ">=", 97, "%"),
+            note=f"{offered} (over all questions: {share(extractive['gold_source_cited']):.1f}%; the search's top-5 "
+                 f"ceiling: {ceiling:.1f}%); raw column: the baseline's chunk is from a gold page, over all"),
+        Row(BENCH, f"{label}, extractive answer: citation precision",
+            share(extractive["citation_precision_when_offered"]), None, "%", Target("figure", ">=", 90, "%"),
+            note=f"cited sources that are gold sources, {offered}"),
+        Row(BENCH, f"{label}, bundled model on: accuracy", share(model["accuracy"]), share(extractive["accuracy"]), "%",
+            Target("ratio", ">=", 1.0), note=f"raw column: the extractive answer (the model off, the default); model "
+                                             f"answers that stood: {model['model_answers']} of {len(questions)}"),
+        Row(BENCH, f"{label}, bundled model on: seconds it adds", model_part, None, "s",
+            note="median seconds per question with the model minus without; off by default, so a question pays "
+                 "none of it"),
+        Row(BENCH, f"{label}, seconds per question (extractive)", extractive["median_seconds"],
             naive["median_seconds"], "s", Target("figure", "<=", 3.0, "s"),
             note=f"median, warm; stages (median s): {_stages(extractive)}; pages read: median "
                  f"{_kb(extractive['page_chars_median'])}, largest {_kb(extractive['page_chars_max'])} of HTML; "
                  "raw column: the baseline"),
-        Row(BENCH, "real pages, first answer after the pages arrive (extractive)",
-            extractive["median_after_pages_seconds"], None, "s", Target("figure", "<=", 1.0, "s"),
+        Row(BENCH, f"{label}, first answer after the pages arrive (extractive)",
+            extractive["median_after_pages_seconds"], None, "s", Target("figure", "<=", 1.5, "s"),
             note="median, from the end of the fetch stage to the extractive answer event"),
-        Row(BENCH, "real pages, the model's first token after the pages arrive (LLM)",
-            model["median_token_after_pages_seconds"], None, "s", Target("figure", "<=", 2.5, "s"),
-            note="median, from the end of the fetch stage to the model's first token"),
-        Row(BENCH, "real pages, seconds per question (LLM)", model["median_seconds"], None, "s",
-            Target("figure", "<=", 5.0, "s"),
-            note=f"median; the model's first token {_seconds(model['median_first_token_seconds'])} after it "
-                 f"was asked; stages (median s): {_stages(model)}"),
-        Row(BENCH, "real pages: [n] markers without a supported citation",
+        Row(BENCH, f"{label}: [n] markers without a supported citation",
             extractive["unbacked_markers"] + model["unbacked_markers"], None, "", Target("figure", "<=", 0),
             note="over both runs' answers"),
-        Row(BENCH, "real pages: URLs in answers that were neither fetched nor quoted",
+        Row(BENCH, f"{label}: URLs in answers that were neither fetched nor quoted",
             extractive["fabricated_urls"] + model["fabricated_urls"], None, "", Target("figure", "<=", 0),
             note="over both runs' answers"),
     ]

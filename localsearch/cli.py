@@ -203,7 +203,7 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
             _progress(event, show)
         if as_json:
             continue
-        if event.type == "extractive_answer" and config.llm:
+        if event.type == "extractive_answer" and event.data.get("model"):  # a model writes next
             click.secho("\nFrom the sources:", bold=True)
             _print_answer_text(event.data)
             shown_extract = True
@@ -242,10 +242,11 @@ def ask(question, engines, searxng_url, max_pages, top_k, offline, model_path, n
 def _warm_the_next_question(config) -> None:
     """Start ``localsearch serve`` in the background if none runs (``start_server``): this
     question was answered in this process, the next one is answered warm. It starts only
-    now, so that its loading does not compete with the answer for the CPU."""
+    now, so that its loading does not compete with the answer for the CPU, and only for a
+    person at a terminal: a script or a cron job that asks once is left no process behind."""
     from .server import connect, socket_path, start_in_background
 
-    if not (config.use_server and config.start_server):
+    if not (config.use_server and config.start_server and sys.stdin.isatty() and sys.stderr.isatty()):
         return
     running = connect(socket_path(config))
     if running is not None:

@@ -62,9 +62,9 @@ CORE_SETTINGS = [
                                    "file: URLs, e.g. a search engine over your notes; nothing outside them"),
     Setting("data_dir", "", "where the index and page cache live (empty: the user data directory)"),
     Setting("use_server", True, "send questions to a running `localsearch serve` (models kept warm)"),
-    Setting("start_server", True, "after answering in its own process, `localsearch ask` starts `localsearch serve` "
-            "in the background when none runs, so the next question is warm (it stops after server_idle_minutes "
-            "without a client); false: each ask loads everything itself"),
+    Setting("start_server", True, "after answering in its own process, `localsearch ask` at a terminal starts "
+            "`localsearch serve` in the background when none runs, so the next question is warm (it stops after "
+            "server_idle_minutes without a client); false: each ask loads everything itself"),
     Setting("loaded_models", 2, "most language models (and embedders) kept loaded at once; the least recently "
                                 "used is unloaded", minimum=1),
     Setting("serve_workers", 2, "questions `localsearch serve` works on at once", minimum=1),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .citations import make_citation, with_markers
-from .question import Question, analyse, gives
+from .question import Question, analyse, covers, gives
 from .short_answer import short_answer
 from .text import gives_orders, keywords, neutralize_citations, without_anchor_marks, without_code
 from .types import Answer, Passage, ShortAnswer, Source
@@ -176,17 +176,22 @@ _CONDITION = re.compile(r"^(?:if|unless|only|except|provided|when|whereas|but)\b
 
 def _adds(question: Question, first: int, i: int, candidates: list[Passage]) -> bool:
     """Whether candidate ``i`` adds to the answer built on candidate ``first``: the condition
-    stated right after it; for a two-part question ("when and where"), a sentence of the same
-    page about what is asked; or words of the question the first does not hold. A neighbouring
+    stated right after it; for a two-part question ("when and where"), the half the first does
+    not answer; or words of the question the first does not hold. A neighbouring
     fact, about nothing the question asks that the first does not say, does not."""
     candidate = candidates[i]
     if _follows(first, candidates) == i and _CONDITION.match(candidate.text.strip()):
         return True
-    if question.two_part:  # the other half may share no word with the first ("in the town of Rashid")
-        return bool(keywords(candidate.text) & question.terms) and candidate.url == candidates[first].url
+    if question.parts:  # the half the first does not answer ("when" without a date)
+        missing = [part for part in question.parts if not covers(question, part, candidates[first].text)]
+        return any(covers(question, part, candidate.text) for part in missing) and \
+            bool(keywords(candidate.text) & question.terms)
     # It says what the question asks about that the first does not ("the maximum length of an
-    # identifier" beside a sentence about column names).
-    return bool(keywords(candidate.text) & question.terms - keywords(candidates[first].text))
+    # identifier" beside a sentence about column names). The page's subject (its title and
+    # heading, which the first sentence need not repeat) is no such word.
+    said = candidates[first]
+    return bool(keywords(candidate.text) & question.terms
+                - keywords(f"{said.title} {_near_section(said)} {said.text}"))
 
 
 def _near_section(passage: Passage) -> str:

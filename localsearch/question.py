@@ -12,19 +12,20 @@ from functools import lru_cache
 
 from .text import STOPWORDS, code_terms, keywords, stem
 
-__all__ = ["Question", "analyse", "gives", "NUMBER", "NAME"]
+__all__ = ["Question", "analyse", "gives", "covers", "NUMBER", "NAME"]
 
 NUMBER, NAME = "a number or date", "a name"  # what ``Question.asks`` holds; "" asks for anything
 
 _TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")
 # What a question asks for, by its opening words ("In what year", "For how many minutes", "Who").
+# The question may open with a clause of its own: "By default, how many ...", "With X, how long ...".
 _ASKS_NUMBER = re.compile(
-    r"^(?:(?:in|on|at|for|by|from|since|until|after|before|to)\s+)?(?:when\b|(?:what|which)\s+"
-    r"(?:year|date|day|month|decade|century)\b|how\s+(?:many|much|long|often|far|old|big|high|tall|deep|"
-    r"heavy|fast|large|wide|short|early|late)\b)", re.I)
+    r"(?:^|[,;:?]\s+)(?:(?:in|on|at|for|by|from|since|until|after|before|to)\s+)?(?:when\b|(?:what|which)\s+"
+    r"(?:year|date|day|month|decade|century|port|status\s+code|percentage|(?:\w+\s+){0,2}version)\b|"
+    r"how\s+(?:many|much|long|often|far|old|big|high|tall|deep|heavy|fast|large|wide|short|early|late)\b)", re.I)
 # "How long / tall / far / heavy / old ...": a number with a unit of measure, not any number.
-_ASKS_MEASURE = re.compile(r"^(?:(?:for|in|at|by)\s+)?how\s+(?:long|tall|far|big|high|deep|wide|heavy|old|large|"
-                           r"fast|short|often|soon)\b", re.I)
+_ASKS_MEASURE = re.compile(r"(?:^|[,;:?]\s+)(?:(?:for|in|at|by)\s+)?how\s+(?:long|tall|far|big|high|deep|wide|"
+                           r"heavy|old|large|fast|short|often|soon)\b", re.I)
 _UNIT = (r"(?:nm|mm|cm|dm|m|km|in|inch(?:es)?|ft|feet|foot|yards?|miles?|metres?|meters?|millimet(?:re|er)s?|"
          r"centimet(?:re|er)s?|kilomet(?:re|er)s?|mg|g|kg|grams?|kilograms?|tonnes?|tons?|lbs?|pounds?|ounces?|oz|"
          r"ms|µs|us|ns|s|secs?|seconds?|min|mins|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?|decades?|"
@@ -40,13 +41,17 @@ _ASKS_NAME = re.compile(r"^(?:(?:by|to|for|with|from|of)\s+)?(?:who|whom|whose)\
 # "Which module ...", "What function ...", "In which file ...": the answer is a thing of that sort,
 # often the subject of a page or section rather than a word inside some sentence.
 _WHICH = re.compile(
-    r"^(?:(?:in|on|from|with|by|under|to|for)\s+)?(?:which|what)\s+(?:\w+\s+)?"
+    r"^(?:(?:in|on|from|with|by|under|to|for)\s+)?(?:which|what)\s+"
+    r"(?:(?!(?:does|do|did|is|are|was|were|can|could|should|would|will|has|have)\b)\w+\s+)?"
     r"(?P<noun>modules?|functions?|options?|settings?|directives?|commands?|files?|parameters?|variables?|"
     r"packages?|tools?|programs?|utilit(?:y|ies)|flags?|keys?|extensions?|methods?|classes|class|types?|"
     r"protocols?|formats?|fields?|headers?|handlers?|filters?|providers?|subcommands?|statements?|clauses?|"
     r"operators?|keywords?|libraries|library|directory|directories|servers?|services?|daemons?|hooks?|"
     r"configuration|config|environment variables?|signals?|ports?|levels?|modes?|algorithms?|encodings?|"
-    r"values?|arguments?|switch(?:es)?)\b", re.I)
+    r"values?|arguments?|switch(?:es)?)\b"
+    # "What file permissions ...": the thing asked for is the permissions, not a file.
+    r"(?!\s+(?:permissions?|names?|sizes?|paths?|types?|formats?|modes?|owners?|contents?|extensions?|"
+    r"locations?)\b)", re.I)
 # "What is X?", "What are Xs?", "What does X mean / do / stand for?", "Define X", "What is meant by X?"
 _DEFINITION = re.compile(
     r"^(?:what\s+(?:is|are)\s+(?:meant\s+by\s+)?|define\s+|what\s+does\s+(?P<does>.+?)\s+"
@@ -62,7 +67,7 @@ _ASKS_CODE = re.compile(r"\b(?:how\s+(?:do|can|would|should)\s+(?:i|you|we|one)|
 _HOW = re.compile(r"^how\s+(?:do|does|can|could|would|should|to|is|are)\b", re.I)
 _WHY = re.compile(r"^(?:why|for\s+what\s+reason)\b", re.I)
 _DEFAULT = re.compile(r"\bdefaults?\b|\bby\s+default\b|\bout\s+of\s+the\s+box\b", re.I)
-_TWO_PART = re.compile(r"\b(?:when|where|who|what|why|how|which)\s+and\s+(?:when|where|who|what|why|how|which)\b|"
+_TWO_PART = re.compile(r"\b(when|where|who|what|why|how|which)\s+and\s+(when|where|who|what|why|how|which)\b|"
                        r"\?\s*\w.*\?", re.I)
 _ARTICLE = re.compile(r"^(?:an?|the)\s+", re.I)
 _CONTEXT = re.compile(r"\s+(?:in|of|for|on|within|under|with)\s+(?:an?\s+|the\s+)?[A-Z][\w.+-]*(?:\s+\d[\w.]*)?$")
@@ -88,7 +93,7 @@ class Question:
     text: str
     kind: str
     asks: str
-    two_part: bool
+    parts: tuple[str, ...]
     subject: str
     noun: str
     default: bool
@@ -106,7 +111,7 @@ def analyse(question: str | Question) -> Question:
     if isinstance(question, Question):
         return question
     text = " ".join(str(question).split())
-    asks = NUMBER if _ASKS_NUMBER.match(text) else NAME if _ASKS_NAME.search(text) else ""
+    asks = NUMBER if _ASKS_NUMBER.search(text) else NAME if _ASKS_NAME.search(text) else ""
     which = _WHICH.match(text)
     definition = _DEFINITION.match(text)
     subject, noun = "", ""
@@ -122,7 +127,9 @@ def analyse(question: str | Question) -> Question:
         kind = "why"
     else:
         kind = "fact"
-    return Question(text=text, kind=kind, asks=asks, two_part=_TWO_PART.search(text) is not None, subject=subject, noun=noun,
+    two = _TWO_PART.search(text)
+    parts = tuple((word or "").lower() for word in two.groups()) if two else ()
+    return Question(text=text, kind=kind, asks=asks, parts=parts, subject=subject, noun=noun,
                     default=_DEFAULT.search(text) is not None, terms=frozenset(keywords(text)),
                     names=frozenset(name.lower() for name in code_terms(text)),
                     wants_code=_ASKS_CODE.search(text) is not None)
@@ -147,6 +154,26 @@ def terms_of(text: str) -> set[str]:
     return {t.replace(",", "").lower() for t in _TERM.findall(text)}
 
 
+_PLACE = re.compile(r"\b(?:in|at|near|inside|outside|under|from)\s+(?:the\s+)?(?:(?:town|city|village|port|region|"
+                    r"country|island|province|state|folder|directory|file)\s+(?:of\s+)?)?((?:[A-Z][\w'-]*|[/~`][^\s,;]+)"
+                    r"(?:\s+[A-Z][\w'-]*)*)")
+
+
+def covers(question: Question, part: str, sentence: str) -> bool:
+    """Whether ``sentence`` answers the ``part`` ("when", "where", "who") of a two-part question:
+    a date or number, a place or a name the question does not hold; any sentence for the others."""
+    asked = terms_of(question.text)
+    if part == "when":
+        return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in _TERM.findall(sentence)
+                   if w.lower() not in asked)
+    if part == "where":  # "in the town of Rashid", "near Rosetta", "at /etc/hosts"
+        return any(not terms_of(m.group(1)) <= asked for m in _PLACE.finditer(sentence))
+    if part == "who":
+        return any(w[0].isupper() and w.lower() not in STOPWORDS and w.lower() not in asked
+                   for w in _TERM.findall(sentence)[1:])
+    return True
+
+
 def gives(question: Question, sentence: str) -> bool:
     """Whether ``sentence`` has an answer of the kind ``question`` asks for (``asks``) that the
     question itself does not already contain."""
@@ -155,7 +182,7 @@ def gives(question: Question, sentence: str) -> bool:
     asked = terms_of(question.text)
     words = [w for w in _TERM.findall(_LIST_NUMBER.sub("", sentence)) if w.replace(",", "").lower() not in asked]
     if question.asks == NUMBER:
-        if _ASKS_MEASURE.match(question.text):  # a measure: "7.3 mm", "five minutes", not "3,000 adults"
+        if _ASKS_MEASURE.search(question.text):  # a measure: "7.3 mm", "five minutes", not "3,000 adults"
             return any(not terms_of(m.group()) <= asked for m in _MEASURED.finditer(sentence))
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS or w == "May" for w in words)
     # "The chief executive of the Norvane Ferry Company is Norvane Ferries" names nobody.

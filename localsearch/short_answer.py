@@ -37,6 +37,8 @@ _DEFAULT = re.compile(
 _BY_DEFAULT = re.compile(r"(?P<value>`[^`]+`|[^\s,;()]+(?:\s?%|\s+[A-Za-z]{1,12})?)\s+(?:is used\s+)?by default\b",
                          re.I)
 _NAME = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|da|del|der|van|von|la|le|of|the|and|&)\s+)*[A-Z][\w'’.-]*)*")
+# "Which values ...", "which port ...": a number or a range is the answer.
+_NUMBER_NOUNS = {"value", "values", "port", "ports", "level", "levels", "range", "ranges", "size", "sizes"}
 _CLAUSE_END = re.compile(r"\s*(?:;|\s[—–]\s|\s--\s)")
 _TRAILING = " .,;:)(\"'`”’"
 
@@ -50,10 +52,12 @@ def short_answer(question: Question, text: str, section: str = "", title: str = 
         return ""
     if question.default:
         value = _default_value(question, text)
-        if value:
+        if value and (question.kind != "number" or re.search(r"\d", value)):
             return value
-    if question.kind == "number":
-        return _number(question, text) or ""
+    if question.kind == "number" or question.noun in _NUMBER_NOUNS:
+        found = _number(question, text)
+        if found or question.kind == "number":
+            return found
     if question.kind == "name":
         return _name(question, text) or _clause(text)
     if question.kind == "which":
@@ -114,18 +118,17 @@ def _name(question: Question, text: str) -> str:
 
 
 def _which(question: Question, text: str, section: str, title: str) -> str:
-    """For "which module / directive / option ...": a technical name of the sentence the
-    question does not hold, else the heading the sentence sits under."""
+    """For "which module / directive / option ...": the one technical name of the sentence the
+    question does not hold, else the one of the headings it sits under (innermost first: "Apache
+    Module mod_remoteip › Summary" answers with mod_remoteip), else of the page's title."""
     names = [name for name in code_terms(text) if not _in_question(question, name)]
     if len(names) == 1:
         return names[0]
-    heading = without_anchor_marks(section.rsplit(" › ", 1)[-1]).strip() if section else ""
-    heading = re.sub(r"^(?:[\dA-Z]+\.)+\d*\s+", "", heading)  # "8.2. Numeric Types": the number is no name
-    named = [name for name in code_terms(heading) if not _in_question(question, name)]
-    if named:  # "Apache Module mod_rewrite": the module is the answer
-        return named[0]
-    if heading and not _in_question(question, heading) and len(heading.split()) <= 6:
-        return heading
+    headings = [without_anchor_marks(part) for part in reversed(section.split(" › "))] if section else []
+    for heading in headings + [title]:
+        named = [name for name in code_terms(heading) if not _in_question(question, name)]
+        if named:
+            return named[0]
     return names[0] if names else ""
 
 
@@ -147,9 +150,10 @@ def _default_value(question: Question, text: str) -> str:
             # "The default value is the value of max_connections" is a value too, but not
             # "defaults to" followed by a stop word alone.
             if value and value.lower() not in STOPWORDS and not _in_question(question, value):
-                if value.lower().startswith(("is ", "the ")) and len(value.split()) > 1:
-                    continue
-                return value
+                # A value: a number, code, a quoted string or a word or two; not "the behaviour
+                # provided by", which is where a sentence goes on.
+                if re.search(r"[\d`\"']", value) or len(value.split()) <= 2:
+                    return value
     return ""
 
 

@@ -69,7 +69,8 @@ def score(item: dict, result: dict, seconds: float, stamps: dict | None = None) 
     return {
         "question": item["question"],
         "answer": result.get("answer", ""),
-        "correct": bool(item["pattern"].search(result.get("answer", ""))),
+        # What the reader sees: the short answer, then the sentences.
+        "correct": bool(item["pattern"].search(f"{short}\n{result.get('answer', '')}")),
         "short_answer": short,
         "short_correct": bool(short) and bool(item["pattern"].search(short)),
         "sentences": len(sentences),

@@ -45,6 +45,10 @@ def test_words_are_stemmed_by_snowball():
     ("Who found the stone?", "name", ""),
     ("How do I list the tags of a repository?", "how", ""),
     ("Why is VACUUM needed?", "why", ""),
+    ("What does setting the sticky bit on a directory do?", "fact", ""),  # "does" is no noun
+    ("What file permissions does /etc/shadow have?", "fact", ""),  # permissions are asked for, not a file
+    ("Since which Linux kernel version is it the default?", "number", ""),
+    ("By default, how many streams may one connection carry?", "number", ""),  # after an opening clause
 ])
 def test_a_question_is_analysed_into_its_kind(question, kind, detail):
     analysed = analyse(question)
@@ -57,7 +61,7 @@ def test_the_analysis_holds_the_terms_every_stage_reads():
     analysed = analyse("What is the default value of max_connections in PostgreSQL?")
     assert analysed.default and analysed.names == {"max_connections"}
     assert {stem("value"), stem("postgresql")} <= analysed.terms and not analysed.wants_code
-    assert analyse("When and where was the stone found?").two_part
+    assert analyse("When and where was the stone found?").parts == ("when", "where")
 
 
 @pytest.mark.parametrize("question, sentence, expected", [
@@ -74,6 +78,9 @@ def test_the_analysis_holds_the_terms_every_stage_reads():
      "Syntax: KeepAliveTimeout num[ms] | Default: KeepAliveTimeout 5 | Context: server config", "5"),
     ("What does work_mem default to?", "The default value is four megabytes (4MB).", "four megabytes"),
     ("How do I list the tags of a repository?", "Run `git tag --list` to see them.", "git tag --list"),
+    ("Which values are accepted for the cost?", "It is given as a number from 4 to 17, the default 5.", "4 to 17"),
+    ("Since which Linux version does the kernel default to relatime?",
+     "Since Linux 2.6.30, the kernel defaults to the behavior provided by the relatime option.", "2.6.30"),
 ])
 def test_the_short_answer_is_the_value_asked_for(question, sentence, expected):
     found = short_answer(analyse(question), sentence)
@@ -123,6 +130,10 @@ def test_a_second_sentence_joins_when_it_adds_a_condition_or_the_other_half():
                          "They were rebuilding a fort in the town of Rashid when the stone was found.")
     answer = extractive_answer("When and where was the stone found?", SOURCES, halves)
     assert len(answer.citations) == 2
+    # A first sentence that answers both halves stands alone.
+    both = _candidates("French soldiers found the stone in July 1799 near the town of Rashid, in the Nile Delta.",
+                       "The Rosetta Stone is a slab of granodiorite inscribed with a decree issued in Memphis.")
+    assert len(extractive_answer("When and where was the stone found?", SOURCES, both).citations) == 1
 
 
 def test_when_nothing_read_answers_the_answer_says_so_rather_than_quoting_a_near_miss():
@@ -211,3 +222,17 @@ def test_page_furniture_stays_out_of_the_answer_and_its_citation(answered):
     assert result["answer"].startswith("Return the frobnicated value of x"), result["answer"]
     assert "¶" not in result["answer"] + result["citations"][0]["section"]
     assert "Permalink" not in result["answer"] and not result["answer"].startswith("frob.frobnicate(x)")
+
+
+def test_the_terminal_prints_the_short_answer_first_in_bold():
+    from click.testing import CliRunner
+
+    from localsearch.cli import NOTHING_ANSWERS, _print_answer_text
+
+    answer = {"answer": "It was first lit on 14 October 1887 [1].", "short_answer": {"text": "14 October 1887", "n": 1}}
+    with CliRunner().isolation(color=True) as (out, _, _):
+        _print_answer_text(answer)
+        _print_answer_text({"answer": "", "short_answer": None})
+    printed = out.getvalue().decode()
+    assert printed.startswith("\x1b[1m14 October 1887 [1]\x1b[0m\nIt was first lit on 14 October 1887 [1].\n")
+    assert printed.endswith(NOTHING_ANSWERS + "\n")  # said plainly, not a near-miss

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,36 @@ def test_ask_continue_on_the_command_line_continues_the_last_conversation(home, 
                            check=True).stdout)
     assert again["conversation_id"] == first["conversation_id"] and again["position"] == 3
     assert not (home / "data" / "conversation.json").exists()
+
+
+def test_ask_shows_the_short_answer_first_and_warms_the_next_question(home, web):
+    """The first ask answers in its own process, then leaves a server that answers the next warm."""
+    from helpers import server_status, stop_server
+
+    data = home / "data"
+    env = {"LOCALSEARCH_START_SERVER": "true", "LOCALSEARCH_SERVER_IDLE_MINUTES": "1"}
+    args = ["--engine", "searxng", "--searxng-url", web.url, "--max-pages", "3", QUESTION]
+    try:
+        # At a terminal (script(1) gives it one), as a person asks.
+        command = shlex.join([sys.executable, "-m", "localsearch", "ask", "--no-llm", "--quiet", *args])
+        environment = {**os.environ, "LOCALSEARCH_DATA_DIR": str(data),
+                       "LOCALSEARCH_CONFIG": str(home / "config.toml"), **env}
+        shown = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True,
+                               env=environment, stdin=subprocess.DEVNULL, timeout=600)
+        assert shown.returncode == 0, shown.stdout[-2000:]
+        first = [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip("\r") for line in shown.stdout.splitlines()]
+        assert "\x1b[1m" in shown.stdout  # the short answer is bold
+        short = first[first.index("Answer:") + 1]
+        assert "1887" in short and short.endswith("[1]") and len(short) < 40, first  # the value, then the sentence
+        assert "1887" in first[first.index("Answer:") + 2]
+        for _ in range(900):  # it loads the embedder before it listens
+            status = server_status(data)
+            if status is not None:
+                break
+            time.sleep(0.1)
+        assert status is not None, (data / "server.log").read_text()
+        second = json.loads(run(home, "ask", "--json", "--no-llm", *args, env=env, check=True).stdout)
+        assert "load" not in second["timings"], second["timings"]  # answered by the warm server
+        assert second["short_answer"]["text"] in short and second["short_answer"]["n"] == 1
+    finally:
+        stop_server(data)

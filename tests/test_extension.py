@@ -170,6 +170,10 @@ def test_a_question_from_the_panel_shows_stages_then_a_cited_answer_and_every_so
     assert all(re.fullmatch(r"\w+ \d+\.\d\ds", s) for s in stages), stages  # each with its time
     answer = panel.inner_text(".answer.final")
     assert "1887" in answer, answer
+    # The direct answer comes first, in bold, with its citation.
+    first = panel.locator(".answer.final > :first-child")
+    assert first.get_attribute("class") == "short-answer" and "1887" in first.locator("strong").inner_text()
+    assert first.locator("a.cite").count() == 1
     # The extractive answer at once, then the model's words as they come, then the checked answer.
     assert panel.evaluate("() => window.seen") == ["extractive", "draft", "final"]
 
