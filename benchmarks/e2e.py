@@ -24,7 +24,8 @@ STAGES = ["load", "plan", "search", "fetch", "extract", "retrieve", "answer", "v
 
 
 def pipeline_settings(web_url: str, data_dir: str, max_tokens: int | None = None) -> dict:
-    return {"engines": ["searxng"], "searxng_url": web_url, "max_pages": 5, "llm": True,
+    # The bundled model stands in for a model the user chose: its first token is what is timed.
+    return {"engines": ["searxng"], "searxng_url": web_url, "max_pages": 5, "llm": True, "bundled_model": True,
             "data_dir": data_dir, "search_timeout": 10.0, "fetch_timeout": 10.0, "max_tokens": max_tokens}
 
 

@@ -68,8 +68,9 @@ def answer(question: str | Question, conversation: list[dict], sources: list[Sou
             else:
                 # Nothing the model wrote is backed by a source, or what is backed does not
                 # answer the question or strays from the best evidence: the cited extract is
-                # the honest answer.
-                yield warning(f"{why}, so the extractive answer stands (the model wrote: {checked.text})", "verify")
+                # the honest answer. What the model wrote stays in the turn's reply, not in a
+                # warning the reader has to wade through.
+                yield warning(f"{why}, so the extractive answer stands", "verify")
 
     yield from _post_process(final, selection, sources, config)
     turn["answer"] = final.text

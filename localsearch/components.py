@@ -137,7 +137,8 @@ def store(config):
 
 def chat_model(config):
     """(model, None), or (None, why there is none): a model that fails to load must not sink
-    the question; the extractive answer stands in."""
+    the question; the extractive answer stands in. (None, None): the bundled model, which
+    writes no answer unless ``bundled_model`` is on."""
     try:
         model = component("chat_model", config, lambda recorded: pm.hook.chat_model(config=recorded))
     except LocalsearchError as error:
@@ -146,6 +147,8 @@ def chat_model(config):
         return None, f"the language model failed to load: {error}"
     if model is None:
         return None, "no language model plugin is installed"
+    if getattr(model, "bundled", False) and not config.bundled_model:
+        return None, None  # the small default writes no answer unless asked: see bundled_model
     return model, None
 
 

@@ -78,8 +78,6 @@ class Pipeline:
         self._warm = True
         if with_model:
             model, _ = components.chat_model(config)
-            if getattr(model, "bundled", False) and not config.bundled_model:
-                return  # it does not write answers: no need to hold it in memory
             if model is not None and hasattr(model, "load"):
                 model.load()
 
@@ -120,8 +118,6 @@ class Pipeline:
                                                                    search_web, run)
                 if generate:
                     model, why = components.chat_model(run.config) if run.config.llm else (None, None)
-                    if getattr(model, "bundled", False) and not run.config.bundled_model:
-                        model = None  # it does not earn its seconds (see the bundled_model setting)
                     yield from answering.answer(analysed, conversation, sources, chosen, pages.documents,
                                                 model, why, lambda t, k: self.embed(t, k, run.config), run)
                 # The new pages are stored in the background, after this question and between

@@ -1,7 +1,7 @@
 """The short answer: the shortest text of a source that answers the question, read first.
 
 It is taken verbatim from the sentence the extractive answer quotes (or, for "which module
-...", from the heading that sentence sits under): a number with its unit, a date, a name, a
+...", from a heading that sentence sits under, or its page's title): a number with its unit, a date, a name, a
 default value, a command, a module, or for "what is / why / how" one clause. Nothing is
 written that a source does not say.
 """
@@ -45,8 +45,8 @@ _TRAILING = " .,;:)(\"'`”’"
 
 def short_answer(question: Question, text: str, section: str = "", title: str = "") -> str:
     """The shortest part of ``text`` (a source sentence, verbatim) that answers ``question``;
-    for "which ..." questions possibly the last part of ``section`` (its heading); "" if no
-    part of it does."""
+    for "which ..." questions possibly a technical name in ``section`` (its heading path) or
+    ``title``; "" if no part of it does."""
     text = text.strip()
     if not text:
         return ""
@@ -64,8 +64,8 @@ def short_answer(question: Question, text: str, section: str = "", title: str = 
         return _which(question, text, section, title) or _clause(text)
     if question.kind == "how" and question.wants_code:
         code = [term for term in re.findall(r"`([^`\n]+)`", text) if not _in_question(question, term)]
-        if code:
-            return max(code, key=len) if len(code) == 1 else _clause(text)
+        if len(code) == 1:  # the one command or option the sentence gives
+            return code[0]
     return _clause(text)
 
 
