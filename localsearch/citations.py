@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from .text import (CITATION_RE, STOPWORDS, citation_numbers, code_terms, dot, gives_orders, outside_code,
                    split_sentences, stem, without_code)
-from .question import Question, analyse, gives, terms_of
+from .question import _LIST_NUMBER, _TERM, Question, analyse, gives, terms_of  # one tokenizer for both
 from .types import Answer, Citation, Passage, Source
 
 __all__ = ["ground_answer", "sanitize_answer_text", "make_citation", "with_markers", "missing_facts", "unanswered",
@@ -89,7 +89,6 @@ def make_citation(n: int, source: Source, candidate: Passage, sentence: str, sco
                     image=candidate.image)
 
 
-_TERM = re.compile(r"\d+(?:[.,]\d+)*|\w+")
 
 
 def missing_facts(sentence: str, source_text: str) -> list[str]:
@@ -159,7 +158,6 @@ def _absent(facts: list[str], text: str) -> list[str]:
                 fact.replace(",", "").lower() not in known and stem(fact.lower()) not in stems)]
 
 
-_LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s+")  # "1. The answer is ..." numbers a list, says nothing
 
 
 def unanswered(question: str | Question, sentence: str) -> str:

@@ -32,7 +32,7 @@ _LEANS_BACK = re.compile(r"^(?:it|its|this|these|that|those|they|their|such|then
 
 def _term(candidate: Passage) -> str:
     """The term a definition's sentence describes: the last part of its heading path."""
-    return candidate.section.rsplit(" › ", 1)[-1] if candidate.kind == "definition" and candidate.section else ""
+    return _near_section(candidate) if candidate.kind == "definition" else ""
 
 
 def _follows(i: int, candidates: list[Passage]) -> int | None:
@@ -126,16 +126,16 @@ def extractive_answer(question: str | Question, sources: list[Source], candidate
     first = next((i for i in ranked if _answers(question, candidates[i])), None)
     if first is None:
         return answer
+    best = candidates[first]  # the answer's sentence, and its short answer's
     for i in [first] + [j for j in ranked if j != first]:
         if i in used:
             continue
         if chosen:
-            best = candidates[chosen[0][0]]
             # The answer keeps to the page of its best sentence: another page's sentence joins it
             # only when it scores nearly as well (a weaker one from elsewhere is usually off topic).
             if candidates[i].url != best.url and candidates[i].score < best.score - OTHER_PAGE_MARGIN:
                 continue
-            if not _adds(question, chosen[0][0], i, candidates):
+            if not _adds(question, first, i, candidates):
                 continue
         # A page's own "[2]" (a footnote, a list) must not read as a citation of source 2.
         sentence = _readable(i, candidates, used)
@@ -154,7 +154,6 @@ def extractive_answer(question: str | Question, sources: list[Source], candidate
         fenced = sentence.rstrip().endswith("```")  # code: the marker goes on the line after it
         parts.append(f"{sentence.rstrip()}\n[{source.n}]\n" if fenced else with_markers(sentence, [source.n]) + " ")
     answer.text = "".join(parts).strip()
-    best = candidates[first]  # the short answer comes from the best sentence
     source = by_url[best.url]
     text = short_answer(question, neutralize_citations(best.text, keep_as_code=True), best.section, source.title)
     if text:
